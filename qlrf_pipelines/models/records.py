@@ -1,0 +1,210 @@
+"""Canonical records: the provider-neutral shape of what discovery finds.
+
+Connectors turn provider payloads into these; the lake stores them as typed Parquet; dbt builds
+the warehouse contract from them. Plain dataclasses (not pydantic) because a 100k-asset estate
+is normalized in one process and validation already happened at the provider's API.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable, Mapping
+
+import pyarrow as pa
+
+# Golden images are recognised by these tags / labels / custom attributes on provider images.
+# GCP label keys cannot contain ':' or '.', hence the dashed variants.
+FAMILY_TAG = "qlrf:family"
+VERSION_TAG = "qlrf:version"
+STATUS_TAG = "qlrf:status"
+GCP_VERSION_LABEL = "qlrf-version"
+GCP_STATUS_LABEL = "qlrf-status"
+GCP_FAMILY_LABEL = "qlrf-family"
+IMAGE_STATUSES = ("testing", "production", "deprecated", "revoked")
+
+ASSET_KINDS = ("vm", "node", "workload", "container")
+ASSET_STATES = ("running", "stopped", "pending", "terminated", "degraded", "unknown")
+
+
+@dataclass(slots=True, frozen=True)
+class Tag:
+    key: str
+    value: str
+
+
+def tags_from_mapping(mapping: Mapping[str, object] | None) -> list[Tag]:
+    if not mapping:
+        return []
+    return [Tag(str(k), "" if v is None else str(v)) for k, v in sorted(mapping.items())]
+
+
+@dataclass(slots=True)
+class AssetRecord:
+    """One running (or stopped) thing: a VM, a Kubernetes node or workload.
+
+    asset_id is stable across snapshots: provider, site and the provider's own id.
+    image_ref is the image as the provider names it (AMI id, Azure image resource id in lower
+    case, GCP image path `projects/P/global/images/NAME`, vSphere template name, container image
+    reference), so it can be matched against ImageRecord.provider_image_id.
+    """
+
+    asset_id: str
+    site_id: str
+    provider: str
+    native_id: str
+    kind: str
+    name: str
+    state: str
+    discovered_at: datetime
+    image_ref: str | None = None
+    platform: str | None = None
+    os: str | None = None
+    instance_type: str | None = None
+    cpu_count: int | None = None
+    memory_mb: int | None = None
+    region: str | None = None
+    zone: str | None = None
+    network: str | None = None
+    private_ip: str | None = None
+    public_ip: str | None = None
+    launched_at: datetime | None = None
+    tags: list[Tag] = field(default_factory=list)
+    attributes_json: str | None = None
+
+
+@dataclass(slots=True)
+class ImageRecord:
+    """One provider image artifact (AMI, Azure image / gallery version, GCP image, vSphere
+    template, golden container image). family/version/status are set when it is a golden image."""
+
+    provider_image_id: str
+    site_id: str
+    provider: str
+    name: str
+    discovered_at: datetime
+    family: str | None = None
+    version: str | None = None
+    version_key: str | None = None
+    status: str | None = None
+    region: str | None = None
+    platform: str | None = None
+    os: str | None = None
+    created_at: datetime | None = None
+    tags: list[Tag] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Discovery:
+    """Everything one site's discovery produced in one pass."""
+
+    assets: list[AssetRecord] = field(default_factory=list)
+    images: list[ImageRecord] = field(default_factory=list)
+
+
+_VERSION_PART = re.compile(r"\d+|[A-Za-z]+")
+
+
+def version_sort_key(version: str | None) -> str | None:
+    """A string that sorts like the version does: '1.10.0' after '1.9.3', 'v2' after 'v1'.
+
+    Numeric parts are zero-padded so SQL can order versions with a plain ORDER BY; alphabetic
+    parts sort after numbers of the same position ('1.2.0' < '1.2.rc1' is acceptable for images,
+    which carry numeric versions in practice).
+    """
+    if version is None:
+        return None
+    parts = _VERSION_PART.findall(version.strip().lstrip("vV"))
+    if not parts:
+        return version
+    return ".".join(p.zfill(10) if p.isdigit() else "~" + p.lower() for p in parts)
+
+
+_TAG_TYPE = pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))
+_TS = pa.timestamp("us", tz="UTC")
+
+# Columns the lake adds to every file so one file is self-describing.
+SNAPSHOT_FIELDS = [
+    pa.field("snapshot_id", pa.string(), nullable=False),
+    pa.field("snapshot_at", _TS, nullable=False),
+]
+
+ASSET_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + [
+        pa.field("asset_id", pa.string(), nullable=False),
+        pa.field("site_id", pa.string(), nullable=False),
+        pa.field("provider", pa.string(), nullable=False),
+        pa.field("native_id", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("name", pa.string()),
+        pa.field("state", pa.string()),
+        pa.field("discovered_at", _TS, nullable=False),
+        pa.field("image_ref", pa.string()),
+        pa.field("platform", pa.string()),
+        pa.field("os", pa.string()),
+        pa.field("instance_type", pa.string()),
+        pa.field("cpu_count", pa.int32()),
+        pa.field("memory_mb", pa.int64()),
+        pa.field("region", pa.string()),
+        pa.field("zone", pa.string()),
+        pa.field("network", pa.string()),
+        pa.field("private_ip", pa.string()),
+        pa.field("public_ip", pa.string()),
+        pa.field("launched_at", _TS),
+        pa.field("tags", _TAG_TYPE),
+        pa.field("attributes_json", pa.string()),
+    ]
+)
+
+IMAGE_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + [
+        pa.field("provider_image_id", pa.string(), nullable=False),
+        pa.field("site_id", pa.string(), nullable=False),
+        pa.field("provider", pa.string(), nullable=False),
+        pa.field("name", pa.string()),
+        pa.field("discovered_at", _TS, nullable=False),
+        pa.field("family", pa.string()),
+        pa.field("version", pa.string()),
+        pa.field("version_key", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("region", pa.string()),
+        pa.field("platform", pa.string()),
+        pa.field("os", pa.string()),
+        pa.field("created_at", _TS),
+        pa.field("tags", _TAG_TYPE),
+    ]
+)
+
+SITE_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + [
+        pa.field("site_id", pa.string(), nullable=False),
+        pa.field("provider", pa.string(), nullable=False),
+        pa.field("name", pa.string()),
+        pa.field("location", pa.string()),
+        pa.field("environment", pa.string()),
+        pa.field("account", pa.string()),
+        pa.field("endpoint_url", pa.string()),
+        pa.field("asset_count", pa.int64()),
+        pa.field("image_count", pa.int64()),
+    ]
+)
+
+ENTITY_SCHEMAS: dict[str, pa.Schema] = {
+    "sites": SITE_SCHEMA,
+    "assets": ASSET_SCHEMA,
+    "images": IMAGE_SCHEMA,
+}
+
+
+def records_to_rows(records: Iterable[object]) -> list[dict]:
+    """Dataclass records to plain dicts (tags as key/value structs) for Arrow."""
+    rows = []
+    for record in records:
+        row = {name: getattr(record, name) for name in record.__slots__}  # type: ignore[attr-defined]
+        row["tags"] = [{"key": t.key, "value": t.value} for t in row.get("tags") or []]
+        rows.append(row)
+    return rows
