@@ -1,0 +1,123 @@
+"""The lake: immutable Parquet snapshots, one file per (entity, site, snapshot).
+
+Layout: <lake>/raw/<entity>/site=<site_id>/snapshot=<snapshot_id>.parquet
+
+Each site's discovery writes only its own files, so parallel discovery never contends for a
+lock, and nothing is ever overwritten, so history (trends, "the estate on the audit date") comes
+from here. A site's snapshot is staged as hidden temporary files and published by rename only
+once every entity file of that snapshot is written, so readers (which glob `*.parquet`) never
+see half a snapshot, and a failed site leaves its earlier snapshots as they were.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from qlrf_pipelines.models.records import ENTITY_SCHEMAS, records_to_rows
+
+_SNAPSHOT_ID = re.compile(r"^\d{8}T\d{6}\d{6}Z$")
+
+
+class LakeError(RuntimeError):
+    pass
+
+
+def snapshot_id_for(moment: datetime) -> str:
+    """Sortable, filesystem-safe id with microseconds: 20261126T191200123456Z."""
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y%m%dT%H%M%S") + f"{moment.microsecond:06d}Z"
+
+
+def snapshot_time(snapshot_id: str) -> datetime:
+    if not _SNAPSHOT_ID.match(snapshot_id):
+        raise LakeError(f"not a snapshot id: {snapshot_id!r}")
+    return datetime.strptime(snapshot_id[:15], "%Y%m%dT%H%M%S").replace(
+        microsecond=int(snapshot_id[15:21]), tzinfo=timezone.utc
+    )
+
+
+@dataclass(frozen=True)
+class SnapshotFile:
+    entity: str
+    site_id: str
+    snapshot_id: str
+    path: Path
+    rows: int
+
+
+def entity_dir(lake_dir: Path, entity: str) -> Path:
+    return lake_dir / "raw" / entity
+
+
+def snapshot_path(lake_dir: Path, entity: str, site_id: str, snapshot_id: str) -> Path:
+    return entity_dir(lake_dir, entity) / f"site={site_id}" / f"snapshot={snapshot_id}.parquet"
+
+
+def entity_glob(lake_dir: Path, entity: str) -> str:
+    """The glob dbt sources read: every snapshot of every site."""
+    return str(entity_dir(lake_dir, entity) / "site=*" / "*.parquet")
+
+
+def to_table(entity: str, records: Iterable[object], snapshot_id: str) -> pa.Table:
+    schema = ENTITY_SCHEMAS[entity]
+    snapshot_at = snapshot_time(snapshot_id)
+    rows = records_to_rows(records) if entity != "sites" else list(records)  # type: ignore[arg-type]
+    for row in rows:
+        row["snapshot_id"] = snapshot_id
+        row["snapshot_at"] = snapshot_at
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def write_snapshot(
+    lake_dir: Path,
+    site_id: str,
+    snapshot_id: str,
+    tables: Mapping[str, pa.Table],
+) -> list[SnapshotFile]:
+    """Publish one site's snapshot: every entity file or none of them; never overwrite."""
+    staged: list[tuple[Path, Path, str, int]] = []
+    token = uuid.uuid4().hex[:8]
+    try:
+        for entity, table in tables.items():
+            final = snapshot_path(lake_dir, entity, site_id, snapshot_id)
+            if final.exists():
+                raise LakeError(f"{final} already exists: lake snapshots are never overwritten")
+            final.parent.mkdir(parents=True, exist_ok=True)
+            temp = final.with_name(f".{final.name}.{token}.tmp")
+            pq.write_table(table, temp, compression="zstd")
+            staged.append((temp, final, entity, table.num_rows))
+        written = []
+        for temp, final, entity, rows in staged:
+            # os.link fails if the target exists, so a concurrent writer can never be clobbered.
+            os.link(temp, final)
+            os.unlink(temp)
+            written.append(SnapshotFile(entity, site_id, snapshot_id, final, rows))
+        return written
+    except BaseException:
+        for temp, _final, _entity, _rows in staged:
+            temp.unlink(missing_ok=True)
+        raise
+
+
+def list_snapshots(lake_dir: Path, entity: str, site_id: str | None = None) -> list[SnapshotFile]:
+    base = entity_dir(lake_dir, entity)
+    pattern = f"site={site_id}/snapshot=*.parquet" if site_id else "site=*/snapshot=*.parquet"
+    found = []
+    for path in sorted(base.glob(pattern)):
+        site = path.parent.name.removeprefix("site=")
+        snap = path.stem.removeprefix("snapshot=")
+        found.append(SnapshotFile(entity, site, snap, path, pq.ParquetFile(path).metadata.num_rows))
+    return found
+
+
+def read_snapshot(path: Path) -> pa.Table:
+    return pq.read_table(path)
