@@ -1,0 +1,168 @@
+"""`qlrf`: run the platform, query the warehouse and inspect the estate from a shell."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from qlrf_pipelines import settings
+
+
+def _apply_globals(home: str | None, sites: str | None) -> None:
+    if home:
+        os.environ["QLRF_HOME"] = str(Path(home).expanduser().resolve())
+    if sites:
+        os.environ["QLRF_SITES"] = str(Path(sites).expanduser().resolve())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", envvar="QLRF_HOME", help="Data directory (lake, warehouse, control store). Default ./.qlrf")
+@click.option("--sites", envvar="QLRF_SITES", help="Sites file. Default: the bundled sample estate.")
+@click.version_option(package_name="qlrf-pipelines")
+def main(home: str | None, sites: str | None) -> None:
+    """QL-RF: multi-cloud inventory, golden images and drift on Dagster, dbt and DuckDB.
+
+    State lives under QLRF_HOME (default ./.qlrf); the estate is described by the sites file
+    QLRF_SITES (default: the bundled sample estate, which needs no credentials or network).
+    """
+    _apply_globals(home, sites)
+
+
+@main.command()
+def prepare() -> None:
+    """Parse the dbt project once and cache its manifest (done automatically when missing)."""
+    from qlrf_pipelines.resources.dbt import ensure_manifest
+
+    project = ensure_manifest(force=True)
+    click.echo(f"dbt manifest ready: {project.manifest_path}")
+
+
+@main.command()
+@click.option("--quiet", is_flag=True, help="Do not print the summary of what was built.")
+def run(quiet: bool) -> None:
+    """Run the main job in-process: discover every site, land snapshots, build the warehouse.
+
+    For scripts and cron without a Dagster daemon. The run is recorded in the Dagster instance
+    (DAGSTER_HOME, else QLRF_HOME/dagster) and shows in `qlrf dev`'s run history.
+    Exits 1 if any site failed (the other sites still land and the warehouse is still built).
+    """
+    from qlrf_pipelines.runner import run_refresh
+    from qlrf_pipelines.summary import summary_text
+    from qlrf_pipelines.warehouse import WarehouseError
+
+    paths = settings.paths()
+    result = run_refresh(paths)
+    for line in result.messages:
+        click.echo(line, err=not result.success)
+    if not quiet:
+        try:
+            click.echo(summary_text(paths.warehouse_path))
+        except WarehouseError as exc:
+            click.echo(f"no warehouse to summarise: {exc}", err=True)
+    sys.exit(0 if result.success else 1)
+
+
+@main.command()
+@click.argument("sql")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def query(sql: str, fmt: str) -> None:
+    """Run read-only SQL on the warehouse, e.g. qlrf query "SELECT * FROM drift_items LIMIT 5"."""
+    from qlrf_pipelines.warehouse import WarehouseError, query as run_query, render
+
+    try:
+        result = run_query(settings.paths().warehouse_path, sql)
+    except WarehouseError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(render(result, fmt))
+
+
+@main.command()
+def summary() -> None:
+    """Print what the warehouse holds: sites, assets per provider, images, drift."""
+    from qlrf_pipelines.summary import summary_text
+    from qlrf_pipelines.warehouse import WarehouseError
+
+    try:
+        click.echo(summary_text(settings.paths().warehouse_path))
+    except WarehouseError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--site", "site_id", help="Only this site.")
+@click.option("--severity", type=click.Choice(["critical", "high", "medium", "low"]), help="Only this severity.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--limit", type=int, default=50, show_default=True)
+def drift(site_id: str | None, severity: str | None, fmt: str, limit: int) -> None:
+    """List current image drift items, worst first."""
+    from qlrf_pipelines.warehouse import WarehouseError, query as run_query, render
+
+    sql = (
+        "SELECT site_id, asset_name, drift_type, severity, family, asset_version, current_version, "
+        "versions_behind, days_behind FROM drift_items "
+        "WHERE (? IS NULL OR site_id = ?) AND (? IS NULL OR severity = ?) "
+        "ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, "
+        "site_id, asset_name LIMIT ?"
+    )
+    try:
+        result = run_query(settings.paths().warehouse_path, sql, [site_id, site_id, severity, severity, limit])
+    except WarehouseError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(render(result, fmt))
+
+
+@main.group()
+def sites() -> None:
+    """Inspect and validate the sites file."""
+
+
+@sites.command("list")
+def sites_list() -> None:
+    """List the sites of the sites file (no credentials are printed)."""
+    from tabulate import tabulate
+
+    from qlrf_pipelines.sites import SitesFileError, load_sites
+
+    try:
+        parsed = load_sites(settings.sites_file())
+    except SitesFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = [(s.id, s.provider, s.name, s.location, s.environment, s.account or "") for s in parsed.sites]
+    click.echo(f"{parsed.path}")
+    click.echo(tabulate(rows, headers=["id", "provider", "name", "location", "environment", "account"]))
+
+
+@sites.command("validate")
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+def sites_validate(path: str | None) -> None:
+    """Validate a sites file (default: QLRF_SITES or the bundled sample)."""
+    from qlrf_pipelines.sites import SitesFileError, load_sites
+
+    target = Path(path) if path else settings.sites_file()
+    try:
+        parsed = load_sites(target)
+    except SitesFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{parsed.path}: {len(parsed.sites)} sites ok")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
+def dev(dagster_args: tuple[str, ...]) -> None:
+    """Start the Dagster UI and daemon (`dagster dev -w workspace.yaml`) on this QLRF_HOME."""
+    from qlrf_pipelines.instance import ensure_dagster_home
+    from qlrf_pipelines.resources.dbt import ensure_manifest
+
+    ensure_dagster_home(settings.paths())
+    ensure_manifest()
+    workspace = settings.REPO_DIR / "workspace.yaml"
+    command = ["dagster", "dev", "-w", str(workspace), *dagster_args]
+    click.echo(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} {' '.join(command)}")
+    os.execvp(command[0], command)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The Dagster code location.
+
+Building the definitions reads only configuration (the sites file, for the site partitions,
+and the cached dbt manifest); it opens no database and calls no provider.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from qlrf_pipelines import settings
+from qlrf_pipelines.assets.discovery import build_discovery_assets
+from qlrf_pipelines.assets.warehouse import build_warehouse_assets
+from qlrf_pipelines.jobs.refresh import refresh_estate_job
+from qlrf_pipelines.jobs.schedules import refresh_estate_schedule
+from qlrf_pipelines.resources.dbt import ensure_manifest
+from qlrf_pipelines.resources.estate import EstateResource
+from qlrf_pipelines.sites import load_sites
+
+
+def build_definitions() -> dg.Definitions:
+    sites = load_sites(settings.sites_file())
+    project = ensure_manifest()
+    site_discovery, site_partitions = build_discovery_assets(sites.site_ids)
+    warehouse_models = build_warehouse_assets(project)
+
+    discover_sites_job = dg.define_asset_job(
+        "discover_sites_job",
+        selection=dg.AssetSelection.assets(site_discovery),
+        partitions_def=site_partitions,
+        description="Discover the selected site partition(s) into the lake.",
+    )
+    build_warehouse_job = dg.define_asset_job(
+        "build_warehouse_job",
+        selection=dg.AssetSelection.assets(warehouse_models),
+        description="Rebuild the DuckDB warehouse from the lake with dbt.",
+    )
+    home = settings.qlrf_home()
+    return dg.Definitions(
+        assets=[site_discovery, warehouse_models],
+        jobs=[refresh_estate_job, discover_sites_job, build_warehouse_job],
+        schedules=[refresh_estate_schedule()],
+        resources={
+            "estate": EstateResource(home=str(home), sites_file=str(sites.path)),
+            "dbt": DbtCliResource(project_dir=project, profiles_dir=str(project.profiles_dir)),
+        },
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions()

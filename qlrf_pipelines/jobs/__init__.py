@@ -1,0 +1,1 @@
+"""Jobs: the main refresh job, plus asset jobs for discovery partitions and the warehouse."""

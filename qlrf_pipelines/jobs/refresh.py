@@ -1,0 +1,117 @@
+"""refresh_estate_job: discover every site (in parallel under the multiprocess executor), land
+the snapshots, then build the warehouse once.
+
+A site that fails is reported and skipped; the others still land and the warehouse is still
+built (so the failed site's last good snapshot stays current). The run then fails, naming every
+failed site, so schedules and `qlrf run` surface it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from dagster import (
+    AssetMaterialization,
+    DynamicOut,
+    DynamicOutput,
+    Failure,
+    In,
+    MetadataValue,
+    OpExecutionContext,
+    Out,
+    Output,
+    job,
+    op,
+)
+from dagster_dbt import DbtCliResource
+
+from qlrf_pipelines.assets.discovery import LAKE_ENTITIES, lake_asset_key, snapshot_metadata
+from qlrf_pipelines.assets.warehouse import WAREHOUSE_POOL, translator
+from qlrf_pipelines.connectors.base import ConnectorError
+from qlrf_pipelines.discovery import discover_site
+from qlrf_pipelines.lake import LakeError
+from qlrf_pipelines.resources.dbt import dbt_project
+from qlrf_pipelines.resources.estate import EstateResource
+
+
+@dataclass
+class SiteOutcome:
+    site_id: str
+    ok: bool
+    snapshot_id: str | None = None
+    asset_count: int = 0
+    error: str | None = None
+
+
+def mapping_key(site_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", site_id)
+
+
+@op(out=DynamicOut(str), description="Read the sites file and fan out one discovery per site.")
+def plan_discovery(context: OpExecutionContext, estate: EstateResource):
+    sites = estate.load_sites()
+    context.log.info(f"{len(sites.sites)} sites in {sites.path}")
+    for site_id in sites.site_ids:
+        yield DynamicOutput(site_id, mapping_key=mapping_key(site_id))
+
+
+@op(out=Out(SiteOutcome), description="Discover one site and land its lake snapshot.")
+def discover_one_site(context: OpExecutionContext, estate: EstateResource, site_id: str):
+    try:
+        snapshot = discover_site(estate.load_sites(), site_id, estate.paths.lake_dir)
+    except (ConnectorError, LakeError) as exc:
+        context.log.error(f"discovery failed, nothing written for this site: {exc}")
+        return SiteOutcome(site_id=site_id, ok=False, error=str(exc))
+    for entity in LAKE_ENTITIES:
+        context.log_event(
+            AssetMaterialization(
+                asset_key=lake_asset_key(entity),
+                partition=site_id,
+                metadata=snapshot_metadata(snapshot, entity),
+            )
+        )
+    context.log.info(f"site {site_id}: {snapshot.asset_count} assets -> snapshot {snapshot.snapshot_id}")
+    return SiteOutcome(site_id, True, snapshot.snapshot_id, snapshot.asset_count)
+
+
+@op(
+    ins={"outcomes": In(list[SiteOutcome])},
+    out=Out(list[SiteOutcome]),
+    pool=WAREHOUSE_POOL,
+    description="dbt build: staging, inventory, images and drift models with their tests.",
+)
+def build_warehouse(context: OpExecutionContext, estate: EstateResource, dbt: DbtCliResource, outcomes):
+    if not any(outcome.ok for outcome in outcomes):
+        raise Failure("no site was discovered; the warehouse was left as it was")
+    project = dbt_project()
+    with estate.dbt_environment():
+        invocation = dbt.cli(
+            ["build"], manifest=project.manifest_path, dagster_dbt_translator=translator(), context=context
+        )
+        # In an op, dagster-dbt yields materializations, observations and check evaluations
+        # for the dbt assets, so the asset graph shows this run's results.
+        yield from invocation.stream()
+    yield Output(outcomes)
+
+
+@op(description="Fail the run if any site failed, after the other sites and the warehouse are done.")
+def report_outcomes(context: OpExecutionContext, outcomes: list[SiteOutcome]):
+    failed = [o for o in outcomes if not o.ok]
+    landed = [o for o in outcomes if o.ok]
+    context.log.info(f"{len(landed)} sites landed, {sum(o.asset_count for o in landed)} assets")
+    if failed:
+        raise Failure(
+            description=f"{len(failed)} of {len(outcomes)} sites failed: "
+            + "; ".join(o.error or o.site_id for o in failed),
+            metadata={"failed_sites": MetadataValue.json([o.site_id for o in failed])},
+        )
+
+
+@job(
+    description="Discover every site, land the snapshots in the lake, build the warehouse (main job).",
+    tags={"domain": "inventory"},
+)
+def refresh_estate_job():
+    outcomes = plan_discovery().map(discover_one_site).collect()
+    report_outcomes(build_warehouse(outcomes))
