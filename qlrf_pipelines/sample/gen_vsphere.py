@@ -1,0 +1,367 @@
+"""Sample vSphere payloads: property-collector results of one vCenter, as the vsphere connector
+reads them (see qlrf_pipelines.connectors.vsphere for the shape).
+
+The vCenter holds one template per catalog machine-image version (`tpl-<slug>`, golden custom
+attributes set), 2-3 clusters of ESXi hosts, a few port groups and datastores, and VMs cloned
+from the templates. The first VMs are fixed anchors the demo and tests rely on:
+
+    anchor-current-01   cloned from the current production ubuntu-22.04-base template
+    anchor-behind-01    cloned from ubuntu-22.04-base 1.0.0
+    anchor-revoked-01   cloned from rhel-9-base 9.2.1 (revoked)
+    anchor-unknown-01   cloned from tpl-handmade-centos7, which is not a template here
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+from bisect import bisect
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from itertools import accumulate
+
+from qlrf_pipelines.sample.catalog import (
+    MACHINE_IMAGE_VERSIONS,
+    SAMPLE_CLOCK,
+    CatalogVersion,
+    current_production,
+    machine_families,
+    versions_of,
+)
+from qlrf_pipelines.sites import Site
+
+VCENTER_FULL_NAME = "VMware vCenter Server 8.0.2 build-22617221"
+ESXI_FULL_NAMES = ("VMware ESXi 8.0.2 build-22380479", "VMware ESXi 8.0.1 build-21813344")
+
+# customFieldDefs: the qlrf.* attributes the connector reads, plus two ordinary ones.
+FIELD_FAMILY, FIELD_VERSION, FIELD_STATUS, FIELD_SOURCE, FIELD_OWNER, FIELD_BACKUP = 101, 102, 103, 104, 105, 106
+CUSTOM_FIELD_DEFS = [
+    {"key": FIELD_FAMILY, "name": "qlrf.family", "managedObjectType": "VirtualMachine"},
+    {"key": FIELD_VERSION, "name": "qlrf.version", "managedObjectType": "VirtualMachine"},
+    {"key": FIELD_STATUS, "name": "qlrf.status", "managedObjectType": "VirtualMachine"},
+    {"key": FIELD_SOURCE, "name": "qlrf.source-template", "managedObjectType": "VirtualMachine"},
+    {"key": FIELD_OWNER, "name": "owner", "managedObjectType": "VirtualMachine"},
+    {"key": FIELD_BACKUP, "name": "backup-policy", "managedObjectType": None},
+]
+
+# (config.guestFullName, config.guestId) per family, as vCenter reports them.
+GUESTS = {
+    "ubuntu-22.04-base": ("Ubuntu Linux (64-bit)", "ubuntu64Guest"),
+    "rhel-9-base": ("Red Hat Enterprise Linux 9 (64-bit)", "rhel9_64Guest"),
+    "windows-2022-base": ("Microsoft Windows Server 2022 (64-bit)", "windows2019srvNext_64Guest"),
+}
+# Source templates that are not (or no longer) templates in the vCenter: 'unknown image' drift.
+UNKNOWN_TEMPLATES = {
+    "tpl-handmade-centos7": ("CentOS 7 (64-bit)", "centos7_64Guest"),
+    "tpl-legacy-win2016": ("Microsoft Windows Server 2016 (64-bit)", "windows9Server64Guest"),
+}
+
+FAMILY_WEIGHTS = {"ubuntu-22.04-base": 60, "rhel-9-base": 25, "windows-2022-base": 15}
+# Which kind of image a random VM was cloned from (the brief's target mix).
+IMAGE_MIX = (
+    ("current", 55),
+    ("older", 20),
+    ("deprecated", 10),
+    ("revoked", 4),
+    ("testing", 5),
+    ("unknown", 6),
+)
+
+NETWORKS = (  # moref, name, second octet of the subnet
+    ("network-31", "VM Network", 10),
+    ("dvportgroup-41", "dvpg-app-vlan110", 20),
+    ("dvportgroup-42", "dvpg-db-vlan120", 21),
+    ("dvportgroup-43", "dvpg-dmz-vlan130", 22),
+)
+# name prefix -> (weight, network index, cpu choices, memory MB choices)
+ROLES = {
+    "app": (45, 1, (2, 4, 4, 8), (4096, 8192, 8192, 16384)),
+    "web": (25, 3, (2, 2, 4), (2048, 4096, 8192)),
+    "db": (20, 2, (4, 8, 8, 16), (16384, 32768, 65536)),
+    "jump": (10, 0, (2,), (4096,)),
+}
+SERVICES = (
+    "payments", "billing", "ledger", "crm", "erp", "search", "catalog", "orders", "hr", "portal",
+    "reports", "ldap", "mail", "ci", "mq", "cache", "auth", "fileshare",
+)
+OWNERS = ("team-payments", "team-web", "team-data", "team-platform", "team-corp-it")
+BACKUP_POLICIES = ("gold", "silver", "silver", "bronze")
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _below(rng: random.Random, n: int) -> int:
+    """rng.randrange(n) at a fraction of the cost (deterministic all the same)."""
+    return int(rng.random() * n)
+
+
+def _uuid(rng: random.Random) -> str:
+    # vCenter instance UUIDs start with 50 (VMware's prefix for vCenter-assigned UUIDs).
+    h = "50" + f"{rng.getrandbits(120):030x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _guest(version: CatalogVersion) -> tuple[str, str]:
+    if version.family in GUESTS:
+        return GUESTS[version.family]
+    guest_id = "windows2019srvNext_64Guest" if version.platform == "windows" else "otherLinux64Guest"
+    return f"{version.os} (64-bit)", guest_id
+
+
+def template_name(version: CatalogVersion) -> str:
+    return f"tpl-{version.slug}"
+
+
+class _Picker:
+    """Weighted choice with precomputed cumulative weights (rng.choices recomputes them)."""
+
+    def __init__(self, items, weights):
+        self.items = list(items)
+        self.cum = list(accumulate(weights))
+
+    def __call__(self, rng: random.Random):
+        return self.items[bisect(self.cum, rng.random() * self.cum[-1])]
+
+
+def _image_pools() -> dict[str, _Picker]:
+    current = {family: current_production(family) for family in machine_families()}
+    groups: dict[str, list[CatalogVersion]] = {
+        "current": list(current.values()),
+        "older": [v for v in MACHINE_IMAGE_VERSIONS if v.status == "production" and v != current[v.family]],
+        "deprecated": [v for v in MACHINE_IMAGE_VERSIONS if v.status == "deprecated"],
+        "revoked": [v for v in MACHINE_IMAGE_VERSIONS if v.status == "revoked"],
+        "testing": [v for v in MACHINE_IMAGE_VERSIONS if v.status == "testing"],
+    }
+    return {
+        name: _Picker(versions, [FAMILY_WEIGHTS.get(v.family, 10) for v in versions])
+        for name, versions in groups.items()
+        if versions
+    }
+
+
+def _version(family: str, version: str) -> CatalogVersion:
+    for candidate in versions_of(family):
+        if candidate.version == version:
+            return candidate
+    raise KeyError(f"{family} {version} is not in the catalog")
+
+
+@contextmanager
+def _gc_paused():
+    """Pause the cyclic GC while building a large acyclic payload (it would rescan the growing
+    payload over and over, more than doubling the time for 100k assets)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
+    """A vCenter's property-collector payload with n_assets VMs (templates come on top)."""
+    if n_assets < 4:
+        raise ValueError("n_assets must be at least 4 (room for the anchor assets)")
+    with _gc_paused():
+        return _build(site, n_assets, rng)
+
+
+def _build(site: Site, n_assets: int, rng: random.Random) -> dict:
+    domain = site.account.split(".", 1)[1] if site.account and "." in site.account else "corp.example.com"
+
+    # Inventory: one datacenter, 2-3 clusters of ESXi hosts, datastores, port groups.
+    clusters, hosts, datastores = [], [], []
+    host_cluster: list[int] = []
+    host_number = 0
+    for c in range(rng.randint(2, 3)):
+        cluster_moref = f"domain-c{7 + c}"
+        cluster_name = f"{site.location}-cl{c + 1:02d}"
+        cluster_hosts = []
+        for _ in range(rng.randint(4, 8)):
+            host_number += 1
+            moref = f"host-{20 + host_number}"
+            cluster_hosts.append(moref)
+            hosts.append(
+                {
+                    "obj": moref,
+                    "propSet": {
+                        "name": f"esx{host_number:02d}.{domain}",
+                        "parent": cluster_moref,
+                        "summary.config.product.fullName": ESXI_FULL_NAMES[0 if rng.random() < 0.8 else 1],
+                        "runtime.connectionState": "connected",
+                    },
+                }
+            )
+            host_cluster.append(c)
+        clusters.append({"obj": cluster_moref, "propSet": {"name": cluster_name, "host": cluster_hosts}})
+        datastores.append(
+            {
+                "obj": f"datastore-{11 + c}",
+                "propSet": {
+                    "name": f"vsan-{cluster_name}",
+                    "summary.type": "vsan",
+                    "summary.capacity": 96 * 2**40,
+                    "summary.freeSpace": rng.randint(20, 60) * 2**40,
+                },
+            }
+        )
+    templates_datastore = f"datastore-{11 + len(clusters)}"
+    datastores.append(
+        {
+            "obj": templates_datastore,
+            "propSet": {
+                "name": "nfs-templates",
+                "summary.type": "NFS",
+                "summary.capacity": 8 * 2**40,
+                "summary.freeSpace": 5 * 2**40,
+            },
+        }
+    )
+    host_morefs = [h["obj"] for h in hosts]
+
+    machines: list[dict] = []
+
+    # Templates: one per catalog version, golden custom attributes set.
+    for index, version in enumerate(MACHINE_IMAGE_VERSIONS):
+        guest_name, guest_id = _guest(version)
+        machines.append(
+            {
+                "obj": f"vm-{101 + index}",
+                "propSet": {
+                    "name": template_name(version),
+                    "config.template": True,
+                    "config.instanceUuid": _uuid(rng),
+                    "config.guestFullName": guest_name,
+                    "config.guestId": guest_id,
+                    "config.hardware.numCPU": 2,
+                    "config.hardware.memoryMB": 4096,
+                    "config.createDate": _iso(version.created_at),
+                    "config.annotation": f"Golden image {version.family} {version.version}, built by Packer",
+                    "runtime.powerState": "poweredOff",
+                    "runtime.host": host_morefs[index % len(host_morefs)],
+                    "guest.toolsRunningStatus": "guestToolsNotRunning",
+                    "guest.toolsVersionStatus2": "guestToolsCurrent",
+                    "network": [NETWORKS[0][0]],
+                    "datastore": [templates_datastore],
+                    "customValue": [
+                        {"key": FIELD_FAMILY, "value": version.family},
+                        {"key": FIELD_VERSION, "value": version.version},
+                        {"key": FIELD_STATUS, "value": version.status},
+                        {"key": FIELD_OWNER, "value": "team-platform"},
+                    ],
+                },
+            }
+        )
+
+    ubuntu = "ubuntu-22.04-base"
+    anchors = [
+        ("anchor-current-01", current_production(ubuntu), None),
+        ("anchor-behind-01", _version(ubuntu, "1.0.0"), None),
+        ("anchor-revoked-01", _version("rhel-9-base", "9.2.1"), None),
+        ("anchor-unknown-01", None, "tpl-handmade-centos7"),
+    ]
+    pools = _image_pools()
+    mix = _Picker([name for name, _ in IMAGE_MIX], [w for _, w in IMAGE_MIX])
+    role = _Picker(list(ROLES), [r[0] for r in ROLES.values()])
+    width = max(3, len(str(n_assets)))
+    clock_seconds = int(SAMPLE_CLOCK.timestamp())
+    unknown_start = int(datetime(2024, 1, 15, tzinfo=timezone.utc).timestamp())
+    unknown_names = list(UNKNOWN_TEMPLATES)
+
+    for index in range(n_assets):
+        if index < len(anchors):
+            name, version, unknown = anchors[index]
+            prefix = "app"
+            powered = "poweredOn"
+            tools = "guestToolsRunning"
+        else:
+            prefix = role(rng)
+            name = f"{prefix}-{SERVICES[_below(rng, len(SERVICES))]}-{index:0{width}d}"
+            kind = mix(rng)
+            version, unknown = None, None
+            if kind == "unknown":
+                # Half name a template that is not there, half carry no source attribute at all.
+                unknown = unknown_names[_below(rng, len(unknown_names))] if rng.random() < 0.5 else ""
+            else:
+                version = (pools.get(kind) or pools["current"])(rng)
+            draw = rng.random()
+            powered = "poweredOn" if draw < 0.88 else "poweredOff" if draw < 0.97 else "suspended"
+            draw = rng.random()
+            if powered != "poweredOn":
+                tools = "guestToolsNotRunning"
+            else:
+                tools = (
+                    "guestToolsRunning" if draw < 0.93
+                    else "guestToolsNotRunning" if draw < 0.97
+                    else "guestToolsExecutingScripts"
+                )
+
+        if version is not None:
+            guest_name, guest_id = _guest(version)
+            source = template_name(version)
+            start = int(version.created_at.timestamp()) + 3600
+        else:
+            guest_name, guest_id = UNKNOWN_TEMPLATES.get(unknown or "", UNKNOWN_TEMPLATES["tpl-handmade-centos7"])
+            source = unknown
+            start = unknown_start
+        created = datetime.fromtimestamp(start + _below(rng, clock_seconds - 3600 - start), tz=timezone.utc)
+
+        _, network_index, cpus, memories = ROLES[prefix]
+        network_moref, _, octet = NETWORKS[network_index]
+        host_index = _below(rng, len(host_morefs))
+        draw = rng.random()
+        tools_version = (
+            "guestToolsCurrent" if draw < 0.78
+            else "guestToolsSupportedOld" if draw < 0.92
+            else "guestToolsNeedUpgrade" if draw < 0.97
+            else "guestToolsTooOld"
+        )
+        custom = []
+        if source:
+            custom.append({"key": FIELD_SOURCE, "value": source})
+        custom.append({"key": FIELD_OWNER, "value": OWNERS[_below(rng, len(OWNERS))]})
+        custom.append({"key": FIELD_BACKUP, "value": BACKUP_POLICIES[_below(rng, len(BACKUP_POLICIES))]})
+        props = {
+            "name": name,
+            "config.template": False,
+            "config.instanceUuid": _uuid(rng),
+            "config.guestFullName": guest_name,
+            "config.guestId": guest_id,
+            "config.hardware.numCPU": cpus[_below(rng, len(cpus))],
+            "config.hardware.memoryMB": memories[_below(rng, len(memories))],
+            "config.createDate": _iso(created),
+            "runtime.powerState": powered,
+            "runtime.host": host_morefs[host_index],
+            "guest.toolsRunningStatus": tools,
+            "guest.toolsVersionStatus2": tools_version,
+            "network": [network_moref],
+            "datastore": [datastores[host_cluster[host_index]]["obj"]],
+            "customValue": custom,
+        }
+        if rng.random() < 0.3:
+            props["config.annotation"] = "Managed by Terraform"
+        if powered == "poweredOn" and tools != "guestToolsNotRunning":
+            props["guest.ipAddress"] = f"10.{octet}.{(index // 250) % 256}.{index % 250 + 4}"
+        machines.append({"obj": f"vm-{1001 + index}", "propSet": props})
+
+    return {
+        "about": {
+            "name": "VMware vCenter Server",
+            "fullName": VCENTER_FULL_NAME,
+            "version": "8.0.2",
+            "build": "22617221",
+            "apiType": "VirtualCenter",
+            "apiVersion": "8.0.2.0",
+            "instanceUuid": _uuid(rng),
+        },
+        "customFieldDefs": [dict(d) for d in CUSTOM_FIELD_DEFS],
+        "Datacenter": [{"obj": "datacenter-3", "propSet": {"name": site.location}}],
+        "ClusterComputeResource": clusters,
+        "HostSystem": hosts,
+        "Datastore": datastores,
+        "Network": [{"obj": moref, "propSet": {"name": name}} for moref, name, _ in NETWORKS],
+        "VirtualMachine": machines,
+    }
