@@ -1,0 +1,322 @@
+"""The dbt project end to end on a tiny hand-made lake: `dbt build` (models, data tests, unit
+tests) into a temporary DuckDB file, then SQL on the warehouse contract.
+
+dbt runs twice per module: once on the lake of dbt_lake_fixture, and once more after a second
+snapshot of one site, to show that drift_reports accumulates and never rewrites earlier rows.
+Tests of the first build read a copy of the warehouse taken right after it, so they do not depend
+on the order tests run in.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.integration.dbt_lake_fixture import (
+    AWS_PROD,
+    AWS_STG,
+    EXPECTED_DRIFT,
+    K8S_PROD,
+    NO_DRIFT,
+    S0,
+    S1,
+    S2,
+    build_tiny_lake,
+    write_second_staging_snapshot,
+)
+
+pytestmark = pytest.mark.integration
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt"
+
+CONTRACT_TABLES = {
+    "sites", "assets", "asset_tags", "image_artifacts", "golden_images", "images",
+    "golden_image_families", "image_deployments", "drift_items", "drift_reports",
+}
+
+
+@dataclass
+class Warehouse:
+    tmp: Path
+    lake_dir: Path
+    live_path: Path  # the warehouse dbt writes
+    first_build: Path  # a copy taken right after the first build
+    node_current_ami: str
+
+
+def run_dbt_build(tmp: Path) -> object:
+    """`dbt build` in-process with this repository's project and profile; no network."""
+    from dbt.cli.main import dbtRunner
+
+    result = dbtRunner().invoke(
+        [
+            "build",
+            "--project-dir", str(DBT_PROJECT_DIR),
+            "--profiles-dir", str(DBT_PROJECT_DIR),
+            "--target-path", str(tmp / "dbt-target"),
+            "--log-path", str(tmp / "dbt-logs"),
+        ]
+    )
+    release_warehouse()
+    if result.exception is not None:
+        raise result.exception
+    failures = [
+        f"{r.node.unique_id}: {r.status} {r.message}"
+        for r in (result.result or [])
+        if str(r.status) not in {"success", "pass"}
+    ]
+    assert result.success and not failures, "dbt build failed:\n" + "\n".join(failures)
+    return result
+
+
+def release_warehouse() -> None:
+    """Close the DuckDB instance dbt-duckdb keeps open in this process after an invocation, so the
+    file is checkpointed and other connections (read-only, or a file copy) see every table.
+    Only in-process callers need this: dagster-dbt runs dbt in a subprocess."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    environment = getattr(DuckDBConnectionManager, "_ENV", None)
+    if environment is not None:
+        environment.close()
+    DuckDBConnectionManager.close_all_connections()
+
+
+def rows(path: Path, statement: str, parameters=None) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as connection:
+        return connection.execute(statement, parameters or []).fetchall()
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory) -> Warehouse:
+    tmp = tmp_path_factory.mktemp("qlrf-dbt")
+    lake = build_tiny_lake(tmp / "lake")
+    live = tmp / "warehouse.duckdb"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("QLRF_LAKE_DIR", str(lake.lake_dir))
+        env.setenv("QLRF_WAREHOUSE_PATH", str(live))
+        env.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
+        env.setenv("DO_NOT_TRACK", "1")
+        result = run_dbt_build(tmp)
+    unit_tests = [r for r in result.result if r.node.resource_type == "unit_test"]
+    assert len(unit_tests) >= 4, "the drift and catalog unit tests ran"
+    first = tmp / "first-build.duckdb"
+    shutil.copyfile(live, first)
+    return Warehouse(tmp, lake.lake_dir, live, first, lake.node_current_ami)
+
+
+def test_contract_tables_land_in_main_and_staging_in_staging(warehouse):
+    tables = dict(
+        ((schema, name), kind)
+        for schema, name, kind in rows(
+            warehouse.first_build,
+            "SELECT table_schema, table_name, table_type FROM information_schema.tables",
+        )
+    )
+    main = {name for schema, name in tables if schema == "main"}
+    assert CONTRACT_TABLES <= main
+    assert tables[("main", "images")] == "VIEW"
+    assert all(not name.startswith(("stg_", "int_")) for name in main)
+    staging = {name for schema, name in tables if schema == "staging"}
+    assert {"stg_sites", "stg_assets", "stg_images", "int_golden_versions", "int_asset_images",
+            "int_drift_assessments"} <= staging
+
+
+def test_sites_describe_latest_snapshot_and_history(warehouse):
+    sites = {
+        site_id: rest
+        for site_id, *rest in rows(
+            warehouse.first_build,
+            "SELECT site_id, provider, environment, last_snapshot_id, snapshot_count, asset_count, image_count FROM sites",
+        )
+    }
+    assert sites == {
+        AWS_PROD: ["aws", "production", S1, 2, 9, 12],
+        AWS_STG: ["aws", "staging", S1, 1, 3, 5],
+        K8S_PROD: ["kubernetes", "production", S1, 1, 8, 5],
+    }
+    # assets: latest snapshot only; history stays in staging and image_deployments
+    counts = dict(rows(warehouse.first_build, "SELECT site_id, count(*) FROM assets GROUP BY site_id"))
+    assert counts == {AWS_PROD: 9, AWS_STG: 3, K8S_PROD: 8}
+    history = rows(
+        warehouse.first_build,
+        "SELECT snapshot_id, count(*), bool_and(is_latest) FROM staging.stg_assets WHERE site_id = ? "
+        "GROUP BY snapshot_id ORDER BY snapshot_id",
+        [AWS_PROD],
+    )
+    assert history == [(S0, 3, False), (S1, 9, True)]
+    tags = rows(
+        warehouse.first_build,
+        "SELECT key, value FROM asset_tags JOIN assets USING (asset_id, site_id) "
+        "WHERE assets.name = 'vm-current' ORDER BY key",
+    )
+    assert tags == [("Name", "vm-current"), ("team", "platform")]
+
+
+def test_expected_drift_items(warehouse):
+    found = {
+        (site_id, name): (drift_type, severity, versions_behind, days_behind)
+        for site_id, name, drift_type, severity, versions_behind, days_behind in rows(
+            warehouse.first_build,
+            "SELECT site_id, asset_name, drift_type, severity, versions_behind, days_behind FROM drift_items",
+        )
+    }
+    assert found == EXPECTED_DRIFT
+    assert not NO_DRIFT & set(found)
+    # drift items come from the latest snapshot only
+    assert {s for (s,) in rows(warehouse.first_build, "SELECT DISTINCT snapshot_id FROM drift_items")} == {S1}
+
+
+def test_drift_item_columns(warehouse):
+    (row,) = rows(
+        warehouse.first_build,
+        "SELECT drift_id = md5(snapshot_id || '|' || asset_id || '|' || drift_type), provider, environment, kind, "
+        "image_id, family, asset_version, image_status, current_version, current_image_id, detail "
+        "FROM drift_items WHERE site_id = ? AND asset_name = 'vm-deprecated-3'",
+        [AWS_PROD],
+    )
+    assert row == (
+        True, "aws", "production", "vm", "ubuntu-22.04-base@1.0.0", "ubuntu-22.04-base", "1.0.0", "deprecated",
+        "1.3.0", "ubuntu-22.04-base@1.3.0",
+        "runs ubuntu-22.04-base 1.0.0 (deprecated); current production is 1.3.0, 3 versions / 189 days behind",
+    )
+    (container,) = rows(
+        warehouse.first_build,
+        "SELECT image_status, current_version, detail FROM drift_items WHERE asset_name = 'web/python-behind-1'",
+    )
+    assert container[:2] == (None, "3.12.8-r2")
+    assert "newest seen" in container[2]
+
+
+def test_kubernetes_node_runs_an_ami_discovered_by_an_aws_site(warehouse):
+    (node,) = rows(
+        warehouse.first_build,
+        "SELECT image_ref, image_id, image_family, image_version, image_status FROM assets "
+        "WHERE site_id = ? AND name = 'node-current'",
+        [K8S_PROD],
+    )
+    assert node == (warehouse.node_current_ami, "ubuntu-22.04-base@1.3.0", "ubuntu-22.04-base", "1.3.0", "production")
+    discovered_by = rows(
+        warehouse.first_build,
+        "SELECT site_id, provider FROM image_artifacts WHERE provider_image_id = ?",
+        [warehouse.node_current_ami],
+    )
+    assert discovered_by == [(AWS_PROD, "aws")]
+    deployments = rows(
+        warehouse.first_build,
+        "SELECT snapshot_id, image_id FROM image_deployments WHERE site_id = ? AND asset_name = 'node-current'",
+        [K8S_PROD],
+    )
+    assert deployments == [(S1, "ubuntu-22.04-base@1.3.0")]
+
+
+def test_golden_image_catalog(warehouse):
+    families = {
+        family: rest
+        for family, *rest in rows(
+            warehouse.first_build,
+            "SELECT family, current_version, current_image_id, current_basis, latest_version, version_count, providers "
+            "FROM golden_image_families",
+        )
+    }
+    assert families["ubuntu-22.04-base"] == ["1.3.0", "ubuntu-22.04-base@1.3.0", "production", "1.4.0", 5, "aws"]
+    assert families["rhel-9-base"][:3] == ["9.4.0", "rhel-9-base@9.4.0", "production"]
+    assert families["windows-2022-base"][0] == "2026.10"
+    assert families["python-3.12"] == ["3.12.8-r2", "python-3.12@3.12.8-r2", "newest_seen", "3.12.8-r2", 3, "kubernetes"]
+    assert families["nginx-1.27"][2] == "newest_seen"
+    ubuntu = rows(
+        warehouse.first_build,
+        "SELECT version, status, is_current, artifact_count, site_count, assets_running FROM golden_images "
+        "WHERE family = 'ubuntu-22.04-base' ORDER BY version_key",
+    )
+    # AMIs in us-east-1 (aws-prod) and eu-west-1 (aws-stg); running counts exclude the terminated VM
+    assert ubuntu == [
+        ("1.0.0", "deprecated", False, 2, 2, 1),
+        ("1.1.0", "deprecated", False, 2, 2, 0),
+        ("1.2.0", "production", False, 2, 2, 3),
+        ("1.3.0", "production", True, 2, 2, 2),
+        ("1.4.0", "testing", False, 2, 2, 2),
+    ]
+    (on_current,) = rows(
+        warehouse.first_build,
+        "SELECT assets_running, assets_on_current FROM golden_image_families WHERE family = 'ubuntu-22.04-base'",
+    )
+    assert on_current == (8, 2)
+    assert rows(warehouse.first_build, "SELECT count(*) FROM images") == rows(
+        warehouse.first_build, "SELECT count(*) FROM golden_images"
+    )
+    not_golden = rows(
+        warehouse.first_build,
+        "SELECT image_id, family FROM image_artifacts WHERE provider_image_id = 'ami-0thirdparty0000001'",
+    )
+    assert not_golden == [(None, None)]
+
+
+def test_image_deployments_cover_history(warehouse):
+    history = rows(
+        warehouse.first_build,
+        "SELECT snapshot_id, asset_name, image_id, is_latest FROM image_deployments "
+        "WHERE site_id = ? AND asset_name IN ('vm-deprecated-3', 'vm-retired') ORDER BY snapshot_id, asset_name",
+        [AWS_PROD],
+    )
+    assert history == [
+        (S0, "vm-deprecated-3", "ubuntu-22.04-base@1.0.0", False),
+        (S0, "vm-retired", "ubuntu-22.04-base@1.1.0", False),
+        (S1, "vm-deprecated-3", "ubuntu-22.04-base@1.0.0", True),
+    ]
+    unknown = rows(
+        warehouse.first_build,
+        "SELECT image_ref, image_id FROM image_deployments WHERE asset_name = 'web/redis'",
+    )
+    assert unknown == [("docker.io/library/redis:7.4", None)]
+
+
+def test_drift_reports_one_row_per_site_snapshot(warehouse):
+    reports = rows(
+        warehouse.first_build,
+        "SELECT site_id, snapshot_id, environment, assets_total, assets_drifted, drift_items, critical, high, medium, low, "
+        "image_unknown, image_outdated, image_deprecated, image_revoked, image_testing_in_production, round(drift_rate, 4) "
+        "FROM drift_reports ORDER BY site_id, snapshot_id",
+    )
+    assert reports == [
+        (AWS_PROD, S0, "production", 3, 3, 3, 1, 1, 1, 0, 0, 1, 2, 0, 0, 1.0),
+        (AWS_PROD, S1, "production", 8, 7, 7, 2, 3, 2, 0, 2, 1, 2, 1, 1, 0.875),
+        (AWS_STG, S1, "staging", 3, 2, 2, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0.6667),
+        (K8S_PROD, S1, "production", 7, 4, 4, 0, 2, 2, 0, 1, 3, 0, 0, 0, 0.5714),
+    ]
+
+
+def test_second_snapshot_adds_reports_and_keeps_earlier_rows(warehouse):
+    before = rows(warehouse.first_build, "SELECT * FROM drift_reports ORDER BY site_id, snapshot_id")
+    write_second_staging_snapshot(warehouse.lake_dir)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("QLRF_LAKE_DIR", str(warehouse.lake_dir))
+        env.setenv("QLRF_WAREHOUSE_PATH", str(warehouse.live_path))
+        env.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
+        env.setenv("DO_NOT_TRACK", "1")
+        run_dbt_build(warehouse.tmp)
+
+    after = rows(warehouse.live_path, "SELECT * FROM drift_reports ORDER BY site_id, snapshot_id")
+    assert len(after) == len(before) + 1
+    assert [row for row in after if row in before] == before, "earlier report rows are never rewritten"
+    (new,) = rows(
+        warehouse.live_path,
+        "SELECT assets_total, assets_drifted, drift_rate, reported_at > ? FROM drift_reports "
+        "WHERE site_id = ? AND snapshot_id = ?",
+        [max(row[-1] for row in before), AWS_STG, S2],
+    )
+    assert new == (2, 0, 0.0, True)
+    # the current views moved to the new snapshot; history grew
+    assert rows(warehouse.live_path, "SELECT count(*) FROM drift_items WHERE site_id = ?", [AWS_STG]) == [(0,)]
+    assert rows(
+        warehouse.live_path, "SELECT last_snapshot_id, snapshot_count, asset_count FROM sites WHERE site_id = ?", [AWS_STG]
+    ) == [(S2, 2, 2)]
+    assert rows(
+        warehouse.live_path,
+        "SELECT count(DISTINCT snapshot_id) FROM image_deployments WHERE site_id = ?",
+        [AWS_STG],
+    ) == [(2,)]
