@@ -42,7 +42,8 @@ def prepare() -> None:
 
 @main.command()
 @click.option("--quiet", is_flag=True, help="Do not print the summary of what was built.")
-def run(quiet: bool) -> None:
+@click.option("--verbose", is_flag=True, help="Show Dagster debug events and dbt's own output.")
+def run(quiet: bool, verbose: bool) -> None:
     """Run the main job in-process: discover every site, land snapshots, build the warehouse.
 
     For scripts and cron without a Dagster daemon. The run is recorded in the Dagster instance
@@ -50,11 +51,15 @@ def run(quiet: bool) -> None:
     Exits 1 if any site failed (the other sites still land and the warehouse is still built).
     """
     from qlrf_pipelines.runner import run_refresh
+    from qlrf_pipelines.sites import SitesFileError
     from qlrf_pipelines.summary import summary_text
     from qlrf_pipelines.warehouse import WarehouseError
 
     paths = settings.paths()
-    result = run_refresh(paths)
+    try:
+        result = run_refresh(paths, verbose=verbose)
+    except SitesFileError as exc:
+        raise click.ClickException(f"{exc}\nnothing was discovered or written") from None
     for line in result.messages:
         click.echo(line, err=not result.success)
     if not quiet:

@@ -6,6 +6,9 @@ and the cached dbt manifest); it opens no database and calls no provider.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
@@ -17,6 +20,12 @@ from qlrf_pipelines.jobs.schedules import refresh_estate_schedule
 from qlrf_pipelines.resources.dbt import ensure_manifest
 from qlrf_pipelines.resources.estate import EstateResource
 from qlrf_pipelines.sites import load_sites
+
+
+def dbt_executable() -> str:
+    """The dbt next to this interpreter, so runs work without the virtualenv on PATH."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else "dbt"
 
 
 def build_definitions() -> dg.Definitions:
@@ -43,7 +52,9 @@ def build_definitions() -> dg.Definitions:
         schedules=[refresh_estate_schedule()],
         resources={
             "estate": EstateResource(home=str(home), sites_file=str(sites.path)),
-            "dbt": DbtCliResource(project_dir=project, profiles_dir=str(project.profiles_dir)),
+            "dbt": DbtCliResource(
+                project_dir=project, profiles_dir=str(project.profiles_dir), dbt_executable=dbt_executable()
+            ),
         },
     )
 

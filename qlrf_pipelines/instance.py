@@ -17,11 +17,11 @@ DEFAULT_INSTANCE_YAML = """\
 telemetry:
   enabled: false
 concurrency:
+  runs:
+    max_concurrent_runs: 4
   pools:
     # The only pool is `warehouse`: DuckDB allows one writer, so one warehouse op at a time.
     default_limit: 1
-run_queue:
-  max_concurrent_runs: 4
 """
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from qlrf_pipelines.settings import Paths
 
@@ -14,26 +16,39 @@ class RunOutcome:
     messages: list[str] = field(default_factory=list)
 
 
-def run_refresh(paths: Paths) -> RunOutcome:
+def run_refresh(paths: Paths, verbose: bool = False) -> RunOutcome:
+    """Execute refresh_estate_job in this process.
+
+    dbt's own progress lines go to QLRF_HOME/logs/ unless verbose: a cron mail or a terminal
+    should show what was built and what failed, not 150 lines per dbt test.
+    """
     from dagster import DagsterEventType
 
     from qlrf_pipelines.definitions import build_definitions
     from qlrf_pipelines.instance import get_instance
 
     paths.home.mkdir(parents=True, exist_ok=True)
-    instance = get_instance(paths)
     defs = build_definitions()
-    job = defs.get_job_def("refresh_estate_job")
-    result = job.execute_in_process(instance=instance, resources=defs.resources, raise_on_error=False)
-    messages = [f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'}"]
+    instance = get_instance(paths)
+    job = defs.resolve_job_def("refresh_estate_job")
+    run_config = {"loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "INFO"}}}}
+    log_dir = paths.home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"refresh-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.log"
+    with log_path.open("w") as log_file, contextlib.ExitStack() as stack:
+        if not verbose:
+            stack.enter_context(contextlib.redirect_stdout(log_file))
+        result = job.execute_in_process(
+            instance=instance, resources=defs.resources, run_config=run_config, raise_on_error=False
+        )
+    messages = [f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'} (dbt log: {log_path})"]
     for event in result.all_events:
-        if event.event_type == DagsterEventType.STEP_FAILURE and event.step_key:
+        if event.event_type == DagsterEventType.STEP_FAILURE:
             error = event.event_specific_data.error
-            messages.append(f"  {event.step_key}: {error.message.strip() if error else 'failed'}")
-        if event.event_type == DagsterEventType.ENGINE_EVENT:
-            continue
+            text = error.message.strip() if error else "failed"
+            messages.append(f"  step {event.step_key} failed: {text}")
+    # Site failures are logged (not raised) so the other sites and the warehouse still run.
     for record in instance.all_logs(result.run_id):
-        entry = record.user_message
-        if record.level >= 40 and record.dagster_event is None and entry:
-            messages.append(f"  error: {entry}")
+        if record.dagster_event is None and record.level >= 40 and record.user_message:
+            messages.append(f"  {record.step_key or 'run'}: {record.user_message}")
     return RunOutcome(success=result.success, run_id=result.run_id, messages=messages)

@@ -27,7 +27,7 @@ def summary_text(warehouse_path: Path) -> str:
     )
     drift = query(
         warehouse_path,
-        "SELECT severity, drift_type, count(*) AS items FROM drift_items GROUP BY ALL "
+        "SELECT severity, drift_type, count(*) AS items FROM drift_items GROUP BY severity, drift_type "
         "ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, drift_type",
     )
     total_drift = sum(row[-1] for row in drift.rows)

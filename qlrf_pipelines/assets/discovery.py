@@ -1,6 +1,5 @@
 """Discovery assets: one partition per site, each landing an immutable lake snapshot."""
 
-from __future__ import annotations
 
 from typing import Iterator
 

@@ -4,7 +4,6 @@ Every warehouse writer runs in the `warehouse` pool (limit 1 in the instance con
 DuckDB allows one writing process per file.
 """
 
-from __future__ import annotations
 
 from typing import Any, Mapping
 
@@ -45,6 +44,6 @@ def build_warehouse_assets(project: DbtProject):
     )
     def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource, estate: EstateResource):
         with estate.dbt_environment():
-            yield from dbt.cli(["build"], context=context).stream()
+            yield from dbt.cli(["build"], context=context, target_path=estate.dbt_target_path(context.run_id)).stream()
 
     return warehouse_models

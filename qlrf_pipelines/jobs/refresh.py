@@ -6,7 +6,6 @@ built (so the failed site's last good snapshot stays current). The run then fail
 failed site, so schedules and `qlrf run` surface it.
 """
 
-from __future__ import annotations
 
 import re
 from dataclasses import dataclass
@@ -87,7 +86,11 @@ def build_warehouse(context: OpExecutionContext, estate: EstateResource, dbt: Db
     project = dbt_project()
     with estate.dbt_environment():
         invocation = dbt.cli(
-            ["build"], manifest=project.manifest_path, dagster_dbt_translator=translator(), context=context
+            ["build"],
+            manifest=project.manifest_path,
+            dagster_dbt_translator=translator(),
+            context=context,
+            target_path=estate.dbt_target_path(context.run_id),
         )
         # In an op, dagster-dbt yields materializations, observations and check evaluations
         # for the dbt assets, so the asset graph shows this run's results.

@@ -31,6 +31,10 @@ class EstateResource(ConfigurableResource):
     def load_sites(self) -> SitesFile:
         return load_sites(self.sites_file)
 
+    def dbt_target_path(self, run_id: str) -> Path:
+        """Per-run dbt artifacts (run_results, compiled SQL) stay with the data, not the repo."""
+        return self.paths.dbt_target_dir / run_id
+
     @contextmanager
     def dbt_environment(self) -> Iterator[dict[str, str]]:
         """dbt reads the lake and warehouse locations from its environment (profiles.yml and

@@ -304,8 +304,8 @@ def test_non_eks_nodes_reference_gcp_image_paths():
     assert len(nodes) == 3
     refs = Counter(n.image_ref for n in nodes)
     assert refs == {
-        "projects/stg-gke-euw1/global/images/golden-ubuntu-22-04-base-1-3-0": 2,
-        "projects/stg-gke-euw1/global/images/golden-ubuntu-22-04-base-1-1-0": 1,
+        "projects/qlrf-prod-euw1/global/images/golden-ubuntu-22-04-base-1-3-0": 2,
+        "projects/qlrf-prod-euw1/global/images/golden-ubuntu-22-04-base-1-1-0": 1,
     }
     site = GKE.model_copy(update={"settings": {**GKE.settings, "machine_image_project": "qlrf-prod-euw1"}})
     nodes = [a for a in kubernetes.normalize(_generate(site, 24), site, AT).assets if a.kind == "node"]
