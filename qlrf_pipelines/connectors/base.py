@@ -48,7 +48,7 @@ def parse_timestamp(value: Any, where: str) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
     if isinstance(value, (int, float)):
         return datetime.fromtimestamp(value, tz=timezone.utc)
     text = str(value).strip()
@@ -58,7 +58,7 @@ def parse_timestamp(value: Any, where: str) -> datetime | None:
         parsed = datetime.fromisoformat(text)
     except ValueError as exc:
         raise PayloadError(where, f"not a timestamp: {value!r}") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def compact_json(data: Mapping[str, Any]) -> str | None:

@@ -1,0 +1,520 @@
+"""Azure: Azure Resource Manager (Microsoft.Compute / Microsoft.Network) responses to canonical
+records.
+
+Payload shape
+-------------
+A live connector lists, for the site's subscription (`site.account`), the ARM collections below
+and stores each as the REST list response `{"value": [...]}` (pages concatenated). Resources are
+in their REST JSON shape (camelCase, nested `properties`), which is what the REST API returns
+and what the SDK models give with `model.serialize(keep_readonly=True)` (not `as_dict()`, which
+flattens and snake-cases):
+
+    {
+      "virtualMachines": {"value": [{            # virtual_machines.list_all(status_only="true")
+          "id": "/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<name>",
+          "name": "web-prod-0042", "location": "westeurope", "zones": ["2"], "tags": {"env": "prod"},
+          "properties": {
+              "vmId": "6f1c...-uuid", "timeCreated": "2026-10-05T07:12:33.1234567+00:00",
+              "provisioningState": "Succeeded",
+              "hardwareProfile": {"vmSize": "Standard_D2s_v5"},
+              "storageProfile": {
+                  "imageReference": {"id": ".../galleries/<g>/images/<definition>/versions/<v>"}
+                                 # or {"id": ".../galleries/<g>/images/<definition>", "exactVersion": "1.3.0"}
+                                 # or {"publisher": "Canonical", "offer": "...", "sku": "...", "version": "latest"},
+                  "osDisk": {"osType": "Linux", "name": "..."}},
+              "osProfile": {"computerName": "web-prod-0042"},
+              "networkProfile": {"networkInterfaces": [{"id": ".../networkInterfaces/<nic>",
+                                                        "properties": {"primary": true}}]},
+              "instanceView": {"osName": "ubuntu", "osVersion": "22.04",
+                               "statuses": [{"code": "ProvisioningState/succeeded"},
+                                            {"code": "PowerState/running"}]}}}]},
+      "galleryImageVersions": {"value": [{       # gallery_image_versions.list_by_gallery_image(...)
+          "id": ".../galleries/<g>/images/<definition>/versions/1.3.0", "name": "1.3.0",
+          "location": "westeurope", "tags": {"qlrf:family": "...", "qlrf:version": "...", "qlrf:status": "..."},
+          "properties": {"publishingProfile": {"publishedDate": "...", "excludeFromLatest": false,
+                                               "endOfLifeDate": "...", "targetRegions": [{"name": "West Europe"}]},
+                         "storageProfile": {"osDiskImage": {...}}, "provisioningState": "Succeeded"}}]},
+      "images": {"value": [{                     # images.list()  (managed images)
+          "id": ".../providers/Microsoft.Compute/images/<name>", "name": "...", "location": "...",
+          "tags": {...}, "properties": {"storageProfile": {"osDisk": {"osType": "Linux"}}}}]},
+
+      # optional, used when present:
+      "galleryImages": {"value": [{              # gallery_images.list_by_gallery(...): definitions
+          "id": ".../galleries/<g>/images/<definition>", "name": "<definition>",
+          "properties": {"osType": "Linux", "osState": "Generalized", "identifier": {...}}}]},
+      "networkInterfaces": {"value": [{          # network_interfaces.list_all()
+          "id": ".../networkInterfaces/<nic>", "name": "<nic>",
+          "properties": {"ipConfigurations": [{"properties": {"primary": true,
+              "privateIPAddress": "10.1.0.4", "subnet": {"id": ".../virtualNetworks/<vnet>/subnets/<subnet>"},
+              "publicIPAddress": {"id": ".../publicIPAddresses/<pip>"}}}]}}]},
+      "publicIPAddresses": {"value": [{          # public_ip_addresses.list_all()
+          "id": ".../publicIPAddresses/<pip>", "properties": {"ipAddress": "20.1.2.3"}}]}
+    }
+
+Only `virtualMachines` is required; every other collection may be absent.
+
+Mapping
+-------
+* VMs are AssetRecords of kind "vm": asset_id `azure:<site>:<vmId>`, state from the
+  `PowerState/*` status, image_ref the image resource id in lower case (a gallery definition
+  reference plus `exactVersion` becomes the version's id) or `publisher:offer:sku:version` for
+  marketplace images, network the primary NIC's name, region the location, zone the first zone.
+  Private / public IPs come from `networkInterfaces` / `publicIPAddresses` when present.
+* Gallery image versions are ImageRecords keyed by their id in lower case: family from the tag
+  `qlrf:family` else the image definition name, version from `qlrf:version` else the version
+  name (gallery versions must be Major.Minor.Patch, so the tag carries versions like "2026.10"),
+  status from `qlrf:status`, created_at the published date.
+* Managed images are ImageRecords keyed by their id in lower case; family / version / status
+  from the tags, created_at from the tag `qlrf:created` when present.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import Mapping as AbcMapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Iterator, Mapping
+
+from qlrf_pipelines.connectors.base import PayloadError, parse_timestamp
+from qlrf_pipelines.models.records import (
+    FAMILY_TAG,
+    IMAGE_STATUSES,
+    STATUS_TAG,
+    VERSION_TAG,
+    AssetRecord,
+    Discovery,
+    ImageRecord,
+    Tag,
+    tags_from_mapping,
+    version_sort_key,
+)
+from qlrf_pipelines.sites import Site
+
+PROVIDER = "azure"
+
+CREATED_TAG = "qlrf:created"
+
+POWER_STATES = {
+    "running": "running",
+    "deallocated": "stopped",
+    "stopped": "stopped",
+    "starting": "pending",
+    "deallocating": "stopped",
+    "stopping": "stopped",
+}
+
+_EMPTY: Mapping = {}
+_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
+# -- small, fast helpers (a 100k-VM subscription goes through these a million times) ---------
+
+
+def _compact_json(data: dict[str, Any]) -> str | None:
+    """base.compact_json for a dict whose keys are already in sorted order (same output, faster)."""
+    cleaned = {k: v for k, v in data.items() if v is not None}
+    return _ENCODE(cleaned) if cleaned else None
+
+
+def _mapping(value: Any, where: str) -> Mapping:
+    if type(value) is dict or isinstance(value, AbcMapping):
+        return value
+    raise PayloadError(where, f"expected an object, got {type(value).__name__}")
+
+
+def _optional_mapping(record: Mapping, key: str, where: str) -> Mapping:
+    value = record.get(key)
+    if value is None:
+        return _EMPTY
+    if type(value) is dict or isinstance(value, AbcMapping):
+        return value
+    raise PayloadError(f"{where}.{key}", f"expected an object, got {type(value).__name__}")
+
+
+def _list(record: Mapping, key: str, where: str) -> list:
+    value = record.get(key)
+    if value is None:
+        return []
+    if type(value) is not list:
+        raise PayloadError(f"{where}.{key}", f"expected a list, got {type(value).__name__}")
+    return value
+
+
+def _str(record: Mapping, key: str, where: str, required: bool = False) -> str | None:
+    value = record.get(key)
+    if value is None:
+        if required:
+            raise PayloadError(f"{where}.{key}", "required field is missing")
+        return None
+    if type(value) is not str:
+        raise PayloadError(f"{where}.{key}", f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _tags(record: Mapping, where: str) -> dict[str, str]:
+    raw = record.get("tags")
+    if raw is None:
+        return {}
+    if type(raw) is not dict and not isinstance(raw, AbcMapping):
+        raise PayloadError(f"{where}.tags", f"expected an object of tag names to values, got {type(raw).__name__}")
+    return {k if type(k) is str else str(k): _text(v) for k, v in raw.items()}
+
+
+def _text(value: Any) -> str:
+    return value if type(value) is str else "" if value is None else str(value)
+
+
+class _Tags:
+    """Tag records shared between records (Tag is immutable; estates repeat env/team/app)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], Tag] = {}
+
+    def __call__(self, tags: Mapping[str, str]) -> list[Tag]:
+        cache = self._cache
+        result = []
+        for item in sorted(tags.items()):
+            tag = cache.get(item)
+            if tag is None:
+                tag = Tag(*item)
+                if len(cache) < 100_000:
+                    cache[item] = tag
+            result.append(tag)
+        return result
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Normalizing builds hundreds of thousands of acyclic records; pausing the cyclic garbage
+    collector meanwhile halves the time (it is restored even when the payload is refused)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _status(tags: Mapping[str, str]) -> str | None:
+    status = tags.get(STATUS_TAG)
+    if status is None:
+        return None
+    status = status.strip().lower()
+    return status if status in IMAGE_STATUSES else None
+
+
+# -- ARM resource ids -------------------------------------------------------------------------
+
+
+def _last_segment(resource_id: str | None) -> str | None:
+    if not resource_id:
+        return None
+    return resource_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _segment_after(resource_id: str, name: str) -> str | None:
+    """The segment after `name`, case-insensitively: ('.../virtualNetworks/v/...', 'virtualnetworks') -> 'v'."""
+    parts = resource_id.split("/")
+    for index in range(len(parts) - 1):
+        if parts[index].lower() == name:
+            return parts[index + 1]
+    return None
+
+
+def _resource_group(resource_id: str) -> str | None:
+    """'/subscriptions/<sub>/resourceGroups/<rg>/providers/...' -> '<rg>'."""
+    parts = resource_id.split("/", 5)
+    if len(parts) > 4 and parts[3].lower() == "resourcegroups":
+        return parts[4]
+    return _segment_after(resource_id, "resourcegroups")
+
+
+def _is_gallery_definition(resource_id: str) -> bool:
+    parts = resource_id.lower().rstrip("/").split("/")
+    return len(parts) >= 4 and parts[-4] == "galleries" and parts[-2] == "images"
+
+
+def _gallery_parts(resource_id: str) -> tuple[str, str] | None:
+    """(gallery, image definition) of a gallery image (version) id, in the id's own case."""
+    parts = resource_id.split("/")
+    for index in range(len(parts) - 4, -1, -1):
+        if parts[index].lower() == "galleries" and parts[index + 2].lower() == "images":
+            return parts[index + 1], parts[index + 3]
+    return None
+
+
+def _collection(payload: Mapping, key: str, required: bool = False) -> Iterator[tuple[str, Mapping]]:
+    """Yield (where, resource) for every resource of one ARM list response `{"value": [...]}`."""
+    response = payload.get(key)
+    if response is None:
+        if required:
+            raise PayloadError(key, "required list response is missing")
+        return
+    for index, resource in enumerate(_list(_mapping(response, key), "value", key)):
+        if type(resource) is dict:
+            yield f"{key}.value[{index}]", resource
+        else:
+            where = f"{key}.value[{index}]"
+            yield where, _mapping(resource, where)
+
+
+# -- virtual machines -------------------------------------------------------------------------
+
+
+def _image_ref(reference: Mapping, where: str) -> str | None:
+    resource_id = _str(reference, "id", where)
+    if resource_id:
+        exact = _str(reference, "exactVersion", where)
+        if exact and _is_gallery_definition(resource_id):
+            # Deployed from a gallery image definition ("latest"): ARM reports the version used.
+            resource_id = f"{resource_id.rstrip('/')}/versions/{exact}"
+        return resource_id.lower()
+    for key in ("sharedGalleryImageId", "communityGalleryImageId"):
+        other = _str(reference, key, where)
+        if other:
+            return other.lower()
+    publisher = _str(reference, "publisher", where)
+    if publisher:
+        parts = [publisher] + [_str(reference, key, where) or "" for key in ("offer", "sku", "version")]
+        return ":".join(parts)
+    return None
+
+
+def _power_state(properties: Mapping, view: Mapping, where: str) -> str:
+    for index, status in enumerate(_list(view, "statuses", f"{where}.instanceView")):
+        code = _str(_mapping(status, f"{where}.instanceView.statuses[{index}]"), "code",
+                    f"{where}.instanceView.statuses[{index}]", required=True)
+        if code.startswith("PowerState/"):
+            return POWER_STATES.get(code[11:].lower(), "unknown")
+    provisioning = (properties.get("provisioningState") or "").lower()
+    if provisioning == "creating":
+        return "pending"
+    if provisioning == "deleting":
+        return "terminated"
+    return "unknown"
+
+
+def _primary_nic_id(properties: Mapping, where: str) -> str | None:
+    nwhere = f"{where}.networkProfile"
+    nics = _list(_optional_mapping(properties, "networkProfile", where), "networkInterfaces", nwhere)
+    chosen = None
+    for index, nic in enumerate(nics):
+        nic = _mapping(nic, f"{nwhere}.networkInterfaces[{index}]")
+        if chosen is None or _optional_mapping(nic, "properties", nwhere).get("primary"):
+            chosen = (index, nic)
+    if chosen is None:
+        return None
+    index, nic = chosen
+    return _str(nic, "id", f"{nwhere}.networkInterfaces[{index}]", required=True)
+
+
+_Nic = tuple[str | None, str | None, tuple[str | None, str | None]]  # private IP, public IP id, (vnet, subnet)
+_NO_NIC: _Nic = (None, None, (None, None))
+
+
+def _nic_table(payload: Mapping) -> dict[str, _Nic]:
+    """NIC id (lower case) -> (private IP, public IP resource id (lower case), (vnet, subnet))."""
+    table: dict[str, _Nic] = {}
+    networks: dict[str, tuple[str | None, str | None]] = {}  # subnet id -> (vnet, subnet): a handful
+    for where, nic in _collection(payload, "networkInterfaces"):
+        nic_id = _str(nic, "id", where, required=True)
+        pwhere = f"{where}.properties"
+        chosen: Mapping = _EMPTY
+        configs = _list(_optional_mapping(nic, "properties", where), "ipConfigurations", pwhere)
+        for index, config in enumerate(configs):
+            cwhere = f"{pwhere}.ipConfigurations[{index}]"
+            props = _optional_mapping(_mapping(config, cwhere), "properties", cwhere)
+            if chosen is _EMPTY or props.get("primary"):
+                chosen = props
+        public_id = _optional_mapping(chosen, "publicIPAddress", pwhere).get("id")
+        subnet_id = _optional_mapping(chosen, "subnet", pwhere).get("id")
+        network = networks.get(subnet_id) if isinstance(subnet_id, str) else (None, None)
+        if network is None:
+            network = networks[subnet_id] = (_segment_after(subnet_id, "virtualnetworks"), _last_segment(subnet_id))
+        table[nic_id.lower()] = (
+            chosen.get("privateIPAddress"),
+            public_id.lower() if isinstance(public_id, str) else None,
+            network,
+        )
+    return table
+
+
+def _public_ip_table(payload: Mapping) -> dict[str, str | None]:
+    table: dict[str, str | None] = {}
+    for where, pip in _collection(payload, "publicIPAddresses"):
+        pip_id = _str(pip, "id", where, required=True)
+        table[pip_id.lower()] = _optional_mapping(pip, "properties", where).get("ipAddress")
+    return table
+
+
+def _vm(
+    vm: Mapping,
+    where: str,
+    site: Site,
+    discovered_at: datetime,
+    nics: Mapping[str, _Nic],
+    public_ips: Mapping[str, str | None],
+    make_tags: _Tags,
+) -> AssetRecord:
+    vm_resource_id = _str(vm, "id", where, required=True)
+    name = _str(vm, "name", where, required=True)
+    pwhere = f"{where}.properties"
+    properties = vm.get("properties")
+    if properties is None:
+        raise PayloadError(pwhere, "required field is missing")
+    properties = _mapping(properties, pwhere)
+    vm_id = _str(properties, "vmId", pwhere, required=True)
+
+    swhere = f"{pwhere}.storageProfile"
+    storage = _optional_mapping(properties, "storageProfile", pwhere)
+    reference = storage.get("imageReference")
+    image_ref = None
+    if reference is not None:
+        image_ref = _image_ref(_mapping(reference, f"{swhere}.imageReference"), f"{swhere}.imageReference")
+    os_type = _str(_optional_mapping(storage, "osDisk", swhere), "osType", f"{swhere}.osDisk")
+    view = _optional_mapping(properties, "instanceView", pwhere)
+    os_name = view.get("osName")
+    os = f"{os_name} {view.get('osVersion') or ''}".rstrip() if os_name else os_type
+
+    zones = _list(vm, "zones", where)
+    nic_id = _primary_nic_id(properties, pwhere)
+    private_ip = public_ip = None
+    vnet = subnet = None
+    if nic_id:
+        private_ip, public_ip_id, (vnet, subnet) = nics.get(nic_id.lower(), _NO_NIC)
+        public_ip = public_ips.get(public_ip_id) if public_ip_id else None
+    time_created = properties.get("timeCreated")
+    launched_at = parse_timestamp(time_created, f"{pwhere}.timeCreated") if time_created is not None else None
+    hardware = _optional_mapping(properties, "hardwareProfile", pwhere)
+    return AssetRecord(
+        asset_id=f"azure:{site.id}:{vm_id}",
+        site_id=site.id,
+        provider=PROVIDER,
+        native_id=vm_id,
+        kind="vm",
+        name=name,
+        state=_power_state(properties, view, pwhere),
+        discovered_at=discovered_at,
+        image_ref=image_ref,
+        platform=os_type.lower() if os_type else None,
+        os=os,
+        instance_type=_str(hardware, "vmSize", f"{pwhere}.hardwareProfile"),
+        region=_str(vm, "location", where),
+        zone=str(zones[0]) if zones else None,
+        network=_last_segment(nic_id),
+        private_ip=private_ip,
+        public_ip=public_ip,
+        launched_at=launched_at,
+        tags=make_tags(_tags(vm, where)),
+        attributes_json=_compact_json(
+            {
+                "computerName": _optional_mapping(properties, "osProfile", pwhere).get("computerName"),
+                "licenseType": properties.get("licenseType"),
+                "priority": properties.get("priority"),
+                "provisioningState": properties.get("provisioningState"),
+                "resourceGroup": _resource_group(vm_resource_id),
+                "resourceId": vm_resource_id,
+                "subnet": subnet,
+                "virtualNetwork": vnet,
+            }
+        ),
+    )
+
+
+# -- images -----------------------------------------------------------------------------------
+
+
+def _definition_table(payload: Mapping) -> dict[str, Mapping]:
+    """Gallery image definition id (lower case) -> its properties."""
+    table: dict[str, Mapping] = {}
+    for where, definition in _collection(payload, "galleryImages"):
+        definition_id = _str(definition, "id", where, required=True)
+        table[definition_id.lower().rstrip("/")] = _optional_mapping(definition, "properties", where)
+    return table
+
+
+def _gallery_version(
+    version: Mapping, where: str, site: Site, discovered_at: datetime, definitions: Mapping[str, Mapping]
+) -> ImageRecord:
+    resource_id = _str(version, "id", where, required=True)
+    name = _str(version, "name", where, required=True)
+    tags = _tags(version, where)
+    properties = _optional_mapping(version, "properties", where)
+    publishing = _optional_mapping(properties, "publishingProfile", f"{where}.properties")
+    definition_id = resource_id.rstrip("/").rpartition("/versions/")[0]
+    os_type = definitions.get(definition_id.lower(), _EMPTY).get("osType")
+    os_type = os_type if isinstance(os_type, str) else None
+    version_text = tags.get(VERSION_TAG) or name
+    gallery, definition_name = _gallery_parts(resource_id) or (None, None)
+    published = publishing.get("publishedDate")
+    return ImageRecord(
+        provider_image_id=resource_id.lower(),
+        site_id=site.id,
+        provider=PROVIDER,
+        name=f"{gallery}/{definition_name}/{name}" if gallery else name,
+        discovered_at=discovered_at,
+        family=tags.get(FAMILY_TAG) or definition_name,
+        version=version_text,
+        version_key=version_sort_key(version_text),
+        status=_status(tags),
+        region=_str(version, "location", where),
+        platform=os_type.lower() if os_type else None,
+        os=os_type,
+        created_at=parse_timestamp(published, f"{where}.properties.publishingProfile.publishedDate"),
+        tags=tags_from_mapping(tags),
+    )
+
+
+def _managed_image(image: Mapping, where: str, site: Site, discovered_at: datetime) -> ImageRecord:
+    resource_id = _str(image, "id", where, required=True)
+    tags = _tags(image, where)
+    properties = _optional_mapping(image, "properties", where)
+    storage = _optional_mapping(properties, "storageProfile", f"{where}.properties")
+    os_type = _str(
+        _optional_mapping(storage, "osDisk", f"{where}.properties.storageProfile"),
+        "osType",
+        f"{where}.properties.storageProfile.osDisk",
+    )
+    version = tags.get(VERSION_TAG) or None
+    return ImageRecord(
+        provider_image_id=resource_id.lower(),
+        site_id=site.id,
+        provider=PROVIDER,
+        name=_str(image, "name", where) or _last_segment(resource_id) or resource_id,
+        discovered_at=discovered_at,
+        family=tags.get(FAMILY_TAG) or None,
+        version=version,
+        version_key=version_sort_key(version),
+        status=_status(tags),
+        region=_str(image, "location", where),
+        platform=os_type.lower() if os_type else None,
+        os=os_type,
+        created_at=parse_timestamp(tags.get(CREATED_TAG), f"{where}.tags.{CREATED_TAG}"),
+        tags=tags_from_mapping(tags),
+    )
+
+
+def normalize(payload: Mapping, site: Site, discovered_at: datetime) -> Discovery:
+    with _gc_paused():
+        return _normalize(payload, site, discovered_at)
+
+
+def _normalize(payload: Mapping, site: Site, discovered_at: datetime) -> Discovery:
+    if not isinstance(payload, AbcMapping):
+        raise PayloadError("$", f"expected an object, got {type(payload).__name__}")
+    nics = _nic_table(payload)
+    public_ips = _public_ip_table(payload)
+    definitions = _definition_table(payload)
+    make_tags = _Tags()
+
+    found = Discovery()
+    for where, vm in _collection(payload, "virtualMachines", required=True):
+        found.assets.append(_vm(vm, where, site, discovered_at, nics, public_ips, make_tags))
+    for where, version in _collection(payload, "galleryImageVersions"):
+        found.images.append(_gallery_version(version, where, site, discovered_at, definitions))
+    for where, image in _collection(payload, "images"):
+        found.images.append(_managed_image(image, where, site, discovered_at))
+    return found

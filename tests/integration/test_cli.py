@@ -1,0 +1,74 @@
+"""The `qlrf` command line as a user runs it: a subprocess against a built warehouse."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+BIN = Path(sys.executable).parent
+
+
+def qlrf(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(BIN / "qlrf"), "--home", str(home), *args], capture_output=True, text=True, timeout=300)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_help_documents_every_command(tmp_path):
+    text = qlrf(tmp_path, "--help").stdout
+    for command in ("run", "query", "drift", "summary", "sites", "prepare", "dev"):
+        assert f"  {command}" in text
+    assert "--format" in qlrf(tmp_path, "query", "--help").stdout
+
+
+def test_query_formats(sample_runs):
+    sql = "SELECT site_id, asset_count FROM sites ORDER BY site_id"
+    table = qlrf(sample_runs.home, "query", sql).stdout
+    assert "aws-prod-use1" in table and "site_id" in table.splitlines()[0]
+    rows = list(csv.DictReader(io.StringIO(qlrf(sample_runs.home, "query", sql, "--format", "csv").stdout)))
+    assert rows[0] == {"site_id": "aws-prod-use1", "asset_count": "70"}
+    data = json.loads(qlrf(sample_runs.home, "query", sql, "--format", "json").stdout)
+    assert data[0] == {"site_id": "aws-prod-use1", "asset_count": 70} and len(data) == 7
+
+
+def test_query_is_read_only_and_reports_errors(sample_runs):
+    denied = qlrf(sample_runs.home, "query", "DELETE FROM assets", check=False)
+    assert denied.returncode != 0 and "read-only" in denied.stderr.lower()
+    wrong = qlrf(sample_runs.home, "query", "SELECT nope FROM assets", check=False)
+    assert wrong.returncode != 0 and "nope" in wrong.stderr
+    assert qlrf(sample_runs.home, "query", "SELECT count(*) AS n FROM assets", "--format", "json").stdout.count("309") == 1
+
+
+def test_drift_and_summary(sample_runs):
+    drift = qlrf(sample_runs.home, "drift", "--site", "aws-prod-use1", "--severity", "critical", "--format", "json").stdout
+    items = json.loads(drift)
+    assert {"anchor-behind-01", "anchor-revoked-01"} <= {i["asset_name"] for i in items}
+    assert {i["severity"] for i in items} == {"critical"}
+    summary = qlrf(sample_runs.home, "summary").stdout
+    assert "Sites (7)" in summary and "Drift items" in summary and "duckdb " in summary
+
+
+def test_duckdb_cli_reads_the_warehouse(sample_runs):
+    warehouse = sample_runs.home / "warehouse.duckdb"
+    done = subprocess.run(
+        [str(BIN / "duckdb"), "-readonly", "-csv", str(warehouse), "SELECT count(*) FROM drift_items WHERE severity = 'critical'"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout.splitlines()[-1]) > 0
+
+
+def test_sites_commands(tmp_path):
+    listed = qlrf(tmp_path, "sites", "list").stdout
+    assert "vsphere-dc1" in listed and "kubernetes" in listed
+    assert "7 sites ok" in qlrf(tmp_path, "sites", "validate").stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sites:\n  - id: X!\n    provider: aws\n    name: n\n    location: l\n    environment: e\n")
+    failed = qlrf(tmp_path, "sites", "validate", str(bad), check=False)
+    assert failed.returncode != 0 and str(bad) in failed.stderr and "field id" in failed.stderr

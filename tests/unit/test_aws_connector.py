@@ -1,0 +1,316 @@
+"""AWS normalizer on a hand-written EC2 payload, and the sample AWS payload generator."""
+
+from __future__ import annotations
+
+import copy
+import json
+import random
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from qlrf_pipelines.connectors import aws, provider_module
+from qlrf_pipelines.connectors.base import PayloadError
+from qlrf_pipelines.models import Tag
+from qlrf_pipelines.sample import catalog
+from qlrf_pipelines.sample.gen_aws import generate_payload
+from qlrf_pipelines.sites import Site
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "aws" / "describe.json"
+NOW = datetime(2026, 11, 1, 6, 30, tzinfo=timezone.utc)
+SITE = Site(
+    id="aws-test-use1",
+    provider="aws",
+    name="AWS test",
+    location="us-east-1",
+    environment="production",
+    account="111122223333",
+)
+
+
+@pytest.fixture()
+def payload() -> dict:
+    return json.loads(FIXTURE.read_text())
+
+
+def _by_native(found):
+    return {a.native_id: a for a in found.assets}
+
+
+def test_registry_finds_the_module():
+    assert provider_module("aws") is aws
+    assert aws.PROVIDER == "aws"
+
+
+def test_running_linux_instance(payload):
+    asset = _by_native(aws.normalize(payload, SITE, NOW))["i-0123456789abcdef0"]
+    assert asset.asset_id == "aws:aws-test-use1:i-0123456789abcdef0"
+    assert asset.site_id == "aws-test-use1"
+    assert asset.provider == "aws"
+    assert asset.kind == "vm"
+    assert asset.name == "web-prod-0042"
+    assert asset.state == "running"
+    assert asset.discovered_at == NOW
+    assert asset.image_ref == "ami-0a1b2c3d4e5f60718"
+    assert asset.platform == "linux"
+    assert asset.os == "Linux/UNIX"
+    assert asset.instance_type == "m6i.large"
+    assert asset.cpu_count == 2
+    assert asset.memory_mb is None
+    assert asset.region == "us-east-1"
+    assert asset.zone == "us-east-1b"
+    assert asset.network == "vpc-0f00dbabe0000cafe"
+    assert asset.private_ip == "10.0.1.15"
+    assert asset.public_ip == "54.160.2.3"
+    assert asset.launched_at == datetime(2026, 10, 5, 7, 12, 33, tzinfo=timezone.utc)
+    assert asset.tags == [Tag("Name", "web-prod-0042"), Tag("env", "prod"), Tag("team", "frontend")]
+    assert json.loads(asset.attributes_json) == {
+        "Architecture": "x86_64",
+        "ReservationId": "r-0aa1bb2cc3dd4ee5f",
+        "StateCode": 16,
+        "SubnetId": "subnet-0123abcd4567ef890",
+    }
+
+
+def test_windows_instance_without_name_tag(payload):
+    asset = _by_native(aws.normalize(payload, SITE, NOW))["i-0fedcba9876543210"]
+    assert asset.name == "i-0fedcba9876543210"  # no Name tag: the instance id
+    assert asset.state == "stopped"  # stopping
+    assert asset.platform == "windows"
+    assert asset.os == "Windows"
+    assert asset.cpu_count == 8
+    assert asset.public_ip is None
+    assert asset.tags == []
+
+
+def test_terminated_instance_keeps_no_network(payload):
+    asset = _by_native(aws.normalize(payload, SITE, NOW))["i-0aaaabbbbccccdddd"]
+    assert asset.name == "batch-prod-0007"
+    assert asset.state == "terminated"
+    assert asset.network is None and asset.private_ip is None
+    assert asset.cpu_count is None  # no CpuOptions
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("pending", "pending"),
+        ("running", "running"),
+        ("stopping", "stopped"),
+        ("stopped", "stopped"),
+        ("shutting-down", "terminated"),
+        ("terminated", "terminated"),
+        ("hibernating-someday", "unknown"),
+    ],
+)
+def test_state_mapping(payload, name, expected):
+    payload["regions"]["us-east-1"]["DescribeInstances"]["Reservations"][0]["Instances"][0]["State"]["Name"] = name
+    assert _by_native(aws.normalize(payload, SITE, NOW))["i-0123456789abcdef0"].state == expected
+
+
+def test_images(payload):
+    images = {i.provider_image_id: i for i in aws.normalize(payload, SITE, NOW).images}
+    assert set(images) == {"ami-0a1b2c3d4e5f60718", "ami-0c0ffee0c0ffee000", "ami-0d15ea5e0d15ea5e0"}
+
+    golden = images["ami-0a1b2c3d4e5f60718"]
+    assert golden.name == "golden-ubuntu-22-04-base-1-3-0"
+    assert golden.site_id == "aws-test-use1" and golden.provider == "aws"
+    assert golden.family == "ubuntu-22.04-base"
+    assert golden.version == "1.3.0"
+    assert golden.version_key == "0000000001.0000000003.0000000000"
+    assert golden.status == "production"  # tag value "Production", lower-cased
+    assert golden.region == "us-east-1"
+    assert golden.platform == "linux"
+    assert golden.created_at == datetime(2026, 9, 7, 10, 0, tzinfo=timezone.utc)
+    assert Tag("qlrf:status", "Production") in golden.tags
+
+    windows = images["ami-0c0ffee0c0ffee000"]
+    assert windows.platform == "windows"
+    assert windows.version == "2026.10"
+    assert windows.status is None  # "beta" is not an image status
+
+    legacy = images["ami-0d15ea5e0d15ea5e0"]
+    assert (legacy.family, legacy.version, legacy.version_key, legacy.status) == (None, None, None, None)
+    assert legacy.os == "Red Hat Enterprise Linux"
+    assert legacy.tags == []
+
+
+def test_region_without_calls_is_fine(payload):
+    payload["regions"]["ap-south-1"] = {}
+    found = aws.normalize(payload, SITE, NOW)
+    assert len(found.assets) == 3 and len(found.images) == 3
+
+
+def test_missing_instance_id_names_the_path(payload):
+    del payload["regions"]["us-east-1"]["DescribeInstances"]["Reservations"][0]["Instances"][1]["InstanceId"]
+    with pytest.raises(PayloadError) as error:
+        aws.normalize(payload, SITE, NOW)
+    where = "regions.us-east-1.DescribeInstances.Reservations[0].Instances[1].InstanceId"
+    assert error.value.where == where
+    assert where in str(error.value)
+    assert "missing" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where"),
+    [
+        (
+            lambda p: p["regions"]["us-east-1"]["DescribeInstances"]["Reservations"][1]["Instances"][0].update(
+                LaunchTime="last tuesday"
+            ),
+            "regions.us-east-1.DescribeInstances.Reservations[1].Instances[0].LaunchTime",
+        ),
+        (
+            lambda p: p["regions"]["us-east-1"]["DescribeInstances"]["Reservations"][0]["Instances"][0].update(
+                Tags={"Name": "web"}
+            ),
+            "regions.us-east-1.DescribeInstances.Reservations[0].Instances[0].Tags",
+        ),
+        (
+            lambda p: p["regions"]["us-east-1"]["DescribeInstances"]["Reservations"][0]["Instances"][0]["Tags"].append(
+                {"Value": "no key"}
+            ),
+            "regions.us-east-1.DescribeInstances.Reservations[0].Instances[0].Tags[3]",
+        ),
+        (
+            lambda p: p["regions"]["us-east-1"]["DescribeInstances"]["Reservations"][0]["Instances"][0].pop("State"),
+            "regions.us-east-1.DescribeInstances.Reservations[0].Instances[0].State",
+        ),
+        (
+            lambda p: p["regions"]["us-east-1"]["DescribeInstances"]["Reservations"][0].update(Instances="i-1"),
+            "regions.us-east-1.DescribeInstances.Reservations[0].Instances",
+        ),
+        (
+            lambda p: p["regions"]["us-east-1"]["DescribeImages"]["Images"][2].pop("ImageId"),
+            "regions.us-east-1.DescribeImages.Images[2].ImageId",
+        ),
+        (lambda p: p["regions"]["eu-west-1"].update(DescribeInstances={}), "regions.eu-west-1.DescribeInstances.Reservations"),
+        (lambda p: p.pop("regions"), "regions"),
+    ],
+)
+def test_malformed_payloads_name_the_path(payload, mutate, where):
+    mutate(payload)
+    with pytest.raises(PayloadError) as error:
+        aws.normalize(payload, SITE, NOW)
+    assert error.value.where == where
+    assert str(error.value).startswith(f"{where}: ")
+
+
+def test_payload_must_be_an_object():
+    with pytest.raises(PayloadError) as error:
+        aws.normalize([], SITE, NOW)
+    assert error.value.where == "$"
+
+
+# -- generated payloads -----------------------------------------------------------------------
+
+
+def _generated(site: Site = SITE, n: int = 400, seed: int = 11):
+    payload = generate_payload(site, n, random.Random(seed))
+    return payload, aws.normalize(payload, site, NOW)
+
+
+def test_generated_payload_is_json_and_deterministic():
+    first = json.dumps(generate_payload(SITE, 300, random.Random(5)), sort_keys=True)
+    assert first == json.dumps(generate_payload(SITE, 300, random.Random(5)), sort_keys=True)
+    assert first != json.dumps(generate_payload(SITE, 300, random.Random(6)), sort_keys=True)
+    assert set(json.loads(first)) == {"regions"}
+
+
+def test_generated_payload_starts_with_the_anchors():
+    payload, found = _generated()
+    first = payload["regions"]["us-east-1"]["DescribeInstances"]["Reservations"][0]["Instances"][0]
+    assert {"Key": "Name", "Value": "anchor-current-01"} in first["Tags"]
+    assert [a.name for a in found.assets[:4]] == [
+        "anchor-current-01",
+        "anchor-behind-01",
+        "anchor-revoked-01",
+        "anchor-unknown-01",
+    ]
+    assert len(found.assets) == 400
+    assert len({a.asset_id for a in found.assets}) == 400
+
+    images = {i.provider_image_id: i for i in found.images}
+    current, behind, revoked, unknown = found.assets[:4]
+    assert all(a.state == "running" and a.region == "us-east-1" for a in found.assets[:4])
+
+    production = catalog.current_production("ubuntu-22.04-base")
+    assert current.image_ref == catalog.aws_ami_id("us-east-1", production)
+    assert (images[current.image_ref].family, images[current.image_ref].version) == ("ubuntu-22.04-base", production.version)
+    assert images[current.image_ref].status == "production"
+    assert images[behind.image_ref].version == "1.0.0"
+    assert images[behind.image_ref].status == "deprecated"
+    assert (images[revoked.image_ref].family, images[revoked.image_ref].version) == ("rhel-9-base", "9.2.1")
+    assert images[revoked.image_ref].status == "revoked"
+    assert revoked.os == "Red Hat Enterprise Linux"
+    assert unknown.image_ref.startswith("ami-") and unknown.image_ref not in images
+
+
+def test_generated_images_cover_the_catalog_in_every_region():
+    site = SITE.model_copy(update={"regions": ["us-west-2"]})
+    payload, found = _generated(site, n=300)
+    assert list(payload["regions"]) == ["us-east-1", "us-west-2"]
+    for region in ("us-east-1", "us-west-2"):
+        golden = {(i.family, i.version, i.status) for i in found.images if i.region == region and i.family}
+        assert golden == {(v.family, v.version, v.status) for v in catalog.MACHINE_IMAGE_VERSIONS}
+        regional = [i for i in found.images if i.region == region]
+        assert 1 <= sum(1 for i in regional if i.family is None) <= 2  # non-golden images
+        for version in catalog.MACHINE_IMAGE_VERSIONS:
+            image = next(i for i in regional if i.provider_image_id == catalog.aws_ami_id(region, version))
+            assert image.name == f"golden-{version.slug}"
+            assert image.created_at == version.created_at
+            assert image.platform == version.platform
+    assert {a.region for a in found.assets} == {"us-east-1", "us-west-2"}
+
+
+def test_generated_estate_mix_and_times():
+    payload, found = _generated(n=3000, seed=2)
+    images = {i.provider_image_id: i for i in found.images}
+    states = [a.state for a in found.assets]
+    assert 0.84 < states.count("running") / len(states) < 0.92
+    assert 0.06 < states.count("stopped") / len(states) < 0.12
+    statuses = [images[a.image_ref].status if a.image_ref in images else None for a in found.assets]
+    assert 0.45 < statuses.count("production") / len(statuses) < 0.85
+    assert statuses.count("deprecated") and statuses.count("revoked") and statuses.count("testing")
+    assert any(a.image_ref not in images for a in found.assets[4:])
+    for asset in found.assets:
+        assert asset.launched_at <= catalog.SAMPLE_CLOCK
+        image = images.get(asset.image_ref)
+        if image is not None:
+            assert image.platform == asset.platform
+            if image.created_at:
+                assert asset.launched_at >= image.created_at
+        assert asset.name and asset.instance_type and asset.zone.startswith(asset.region)
+        assert {"env", "team", "app"} <= {t.key for t in asset.tags}
+    assert any(a.public_ip for a in found.assets)
+    assert any(a.platform == "windows" for a in found.assets)
+    assert found.assets[10].name.split("-")[1] == "prod"
+
+
+def test_generated_needs_room_for_the_anchors():
+    with pytest.raises(ValueError):
+        generate_payload(SITE, 3, random.Random(1))
+    _, found = _generated(n=4)
+    assert [a.name for a in found.assets] == [
+        "anchor-current-01",
+        "anchor-behind-01",
+        "anchor-revoked-01",
+        "anchor-unknown-01",
+    ]
+
+
+def test_normalize_does_not_mutate_the_payload(payload):
+    before = copy.deepcopy(payload)
+    aws.normalize(payload, SITE, NOW)
+    assert payload == before
+
+
+def test_garbage_collector_is_restored_after_an_error(payload):
+    import gc
+
+    assert gc.isenabled()
+    payload["regions"]["us-east-1"]["DescribeInstances"]["Reservations"][0]["Instances"][0].pop("InstanceId")
+    with pytest.raises(PayloadError):
+        aws.normalize(payload, SITE, NOW)
+    assert gc.isenabled()
