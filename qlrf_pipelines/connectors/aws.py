@@ -48,23 +48,27 @@ Mapping
 
 from __future__ import annotations
 
-import gc
-import json
 from collections.abc import Mapping as AbcMapping
-from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
-from qlrf_pipelines.connectors.base import PayloadError, parse_timestamp, require_list
+from qlrf_pipelines.connectors.base import (
+    PayloadError,
+    TagCache,
+    compact_json,
+    gc_paused,
+    get_mapping,
+    get_str,
+    image_status,
+    parse_timestamp,
+    require_list,
+)
 from qlrf_pipelines.models.records import (
     FAMILY_TAG,
-    IMAGE_STATUSES,
-    STATUS_TAG,
     VERSION_TAG,
     AssetRecord,
     Discovery,
     ImageRecord,
-    Tag,
     tags_from_mapping,
     version_sort_key,
 )
@@ -80,34 +84,6 @@ INSTANCE_STATES = {
     "shutting-down": "terminated",
     "terminated": "terminated",
 }
-
-_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str).encode
-
-
-# -- small, fast helpers (a 100k-instance account goes through these a million times) ---------
-
-
-def _compact_json(data: dict[str, Any]) -> str | None:
-    """base.compact_json for a dict whose keys are already in sorted order (same output, faster)."""
-    cleaned = {k: v for k, v in data.items() if v is not None}
-    return _ENCODE(cleaned) if cleaned else None
-
-
-def _mapping(value: Any, where: str) -> Mapping:
-    if type(value) is dict or isinstance(value, AbcMapping):
-        return value
-    raise PayloadError(where, f"expected an object, got {type(value).__name__}")
-
-
-def _str(record: Mapping, key: str, where: str, required: bool = False) -> str | None:
-    value = record.get(key)
-    if value is None:
-        if required:
-            raise PayloadError(f"{where}.{key}", "required field is missing")
-        return None
-    if type(value) is not str:
-        raise PayloadError(f"{where}.{key}", f"expected a string, got {type(value).__name__}")
-    return value
 
 
 def _tags(record: Mapping, where: str) -> dict[str, str]:
@@ -138,7 +114,7 @@ def _platform(platform: str | None, platform_details: str | None) -> str:
 def _cpu_count(options: Any, where: str) -> int | None:
     if options is None:
         return None
-    options = _mapping(options, f"{where}.CpuOptions")
+    options = get_mapping(options, f"{where}.CpuOptions")
     cores = options.get("CoreCount")
     threads = options.get("ThreadsPerCore") or 1
     if cores is None:
@@ -150,33 +126,6 @@ def _cpu_count(options: Any, where: str) -> int | None:
     return cores * threads
 
 
-def _status(tags: Mapping[str, str]) -> str | None:
-    status = tags.get(STATUS_TAG)
-    if status is None:
-        return None
-    status = status.strip().lower()
-    return status if status in IMAGE_STATUSES else None
-
-
-class _Tags:
-    """Tag records shared between records (Tag is immutable; estates repeat env/team/app)."""
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, str], Tag] = {}
-
-    def __call__(self, tags: Mapping[str, str]) -> list[Tag]:
-        cache = self._cache
-        result = []
-        for item in sorted(tags.items()):
-            tag = cache.get(item)
-            if tag is None:
-                tag = Tag(*item)
-                if len(cache) < 100_000:
-                    cache[item] = tag
-            result.append(tag)
-        return result
-
-
 def _instance(
     instance: Any,
     where: str,
@@ -184,21 +133,21 @@ def _instance(
     reservation_id: str | None,
     site: Site,
     discovered_at: datetime,
-    make_tags: _Tags,
+    make_tags: TagCache,
 ) -> AssetRecord:
-    instance = _mapping(instance, where)
-    instance_id = _str(instance, "InstanceId", where, required=True)
+    instance = get_mapping(instance, where)
+    instance_id = get_str(instance, "InstanceId", where, required=True)
     state = instance.get("State")
     if state is None:
         raise PayloadError(f"{where}.State", "required field is missing")
-    state = _mapping(state, f"{where}.State")
-    state_name = _str(state, "Name", f"{where}.State", required=True)
+    state = get_mapping(state, f"{where}.State")
+    state_name = get_str(state, "Name", f"{where}.State", required=True)
     tags = _tags(instance, where)
     placement = instance.get("Placement")
     zone = None
     if placement is not None:
-        zone = _str(_mapping(placement, f"{where}.Placement"), "AvailabilityZone", f"{where}.Placement")
-    platform_details = _str(instance, "PlatformDetails", where)
+        zone = get_str(get_mapping(placement, f"{where}.Placement"), "AvailabilityZone", f"{where}.Placement")
+    platform_details = get_str(instance, "PlatformDetails", where)
     launch_time = instance.get("LaunchTime")
     return AssetRecord(
         asset_id=f"aws:{site.id}:{instance_id}",
@@ -209,19 +158,19 @@ def _instance(
         name=tags.get("Name") or instance_id,
         state=INSTANCE_STATES.get(state_name, "unknown"),
         discovered_at=discovered_at,
-        image_ref=_str(instance, "ImageId", where),
-        platform=_platform(_str(instance, "Platform", where), platform_details),
+        image_ref=get_str(instance, "ImageId", where),
+        platform=_platform(get_str(instance, "Platform", where), platform_details),
         os=platform_details,
-        instance_type=_str(instance, "InstanceType", where),
+        instance_type=get_str(instance, "InstanceType", where),
         cpu_count=_cpu_count(instance.get("CpuOptions"), where),
         region=region,
         zone=zone,
-        network=_str(instance, "VpcId", where),
-        private_ip=_str(instance, "PrivateIpAddress", where),
-        public_ip=_str(instance, "PublicIpAddress", where),
+        network=get_str(instance, "VpcId", where),
+        private_ip=get_str(instance, "PrivateIpAddress", where),
+        public_ip=get_str(instance, "PublicIpAddress", where),
         launched_at=parse_timestamp(launch_time, f"{where}.LaunchTime") if launch_time is not None else None,
         tags=make_tags(tags),
-        attributes_json=_compact_json(
+        attributes_json=compact_json(
             {
                 "Architecture": instance.get("Architecture"),
                 "InstanceLifecycle": instance.get("InstanceLifecycle"),
@@ -234,67 +183,49 @@ def _instance(
 
 
 def _image(image: Any, where: str, region: str, site: Site, discovered_at: datetime) -> ImageRecord:
-    image = _mapping(image, where)
-    image_id = _str(image, "ImageId", where, required=True)
+    image = get_mapping(image, where)
+    image_id = get_str(image, "ImageId", where, required=True)
     tags = _tags(image, where)
     version = tags.get(VERSION_TAG) or None
-    platform_details = _str(image, "PlatformDetails", where)
+    platform_details = get_str(image, "PlatformDetails", where)
     return ImageRecord(
         provider_image_id=image_id,
         site_id=site.id,
         provider=PROVIDER,
-        name=_str(image, "Name", where) or image_id,
+        name=get_str(image, "Name", where) or image_id,
         discovered_at=discovered_at,
         family=tags.get(FAMILY_TAG) or None,
         version=version,
         version_key=version_sort_key(version),
-        status=_status(tags),
+        status=image_status(tags),
         region=region,
-        platform=_platform(_str(image, "Platform", where), platform_details),
+        platform=_platform(get_str(image, "Platform", where), platform_details),
         os=platform_details,
         created_at=parse_timestamp(image.get("CreationDate"), f"{where}.CreationDate"),
         tags=tags_from_mapping(tags),
     )
 
 
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Normalizing builds hundreds of thousands of acyclic records; pausing the cyclic garbage
-    collector meanwhile halves the time (it is restored even when the payload is refused)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
+@gc_paused()
 def normalize(payload: Mapping, site: Site, discovered_at: datetime) -> Discovery:
-    with _gc_paused():
-        return _normalize(payload, site, discovered_at)
-
-
-def _normalize(payload: Mapping, site: Site, discovered_at: datetime) -> Discovery:
-    if not isinstance(payload, Mapping):
-        raise PayloadError("$", f"expected an object, got {type(payload).__name__}")
+    get_mapping(payload, "$")
     if payload.get("regions") is None:
         raise PayloadError("regions", "required field is missing")
-    regions = _mapping(payload["regions"], "regions")
+    regions = get_mapping(payload["regions"], "regions")
 
     found = Discovery()
     assets, images = found.assets, found.images
-    make_tags = _Tags()
+    make_tags = TagCache()
     for region, calls in regions.items():
         rwhere = f"regions.{region}"
-        calls = _mapping(calls, rwhere)
+        calls = get_mapping(calls, rwhere)
 
         described = calls.get("DescribeInstances")
         if described is not None:
             dwhere = f"{rwhere}.DescribeInstances"
             for r_index, reservation in enumerate(require_list(described, "Reservations", dwhere)):
                 reswhere = f"{dwhere}.Reservations[{r_index}]"
-                reservation = _mapping(reservation, reswhere)
+                reservation = get_mapping(reservation, reswhere)
                 reservation_id = reservation.get("ReservationId")
                 for i_index, instance in enumerate(require_list(reservation, "Instances", reswhere)):
                     iwhere = f"{reswhere}.Instances[{i_index}]"

@@ -70,23 +70,30 @@ Mapping
 
 from __future__ import annotations
 
-import gc
-import json
-from collections.abc import Mapping as AbcMapping
-from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Iterator, Mapping
+from typing import Iterator, Mapping
 
-from qlrf_pipelines.connectors.base import PayloadError, parse_timestamp
+from qlrf_pipelines.connectors.base import (
+    EMPTY,
+    PayloadError,
+    TagCache,
+    compact_json,
+    gc_paused,
+    get_list,
+    get_mapping,
+    get_optional_mapping,
+    get_str,
+    get_str_map,
+    image_status,
+    last_segment,
+    parse_timestamp,
+)
 from qlrf_pipelines.models.records import (
     FAMILY_TAG,
-    IMAGE_STATUSES,
-    STATUS_TAG,
     VERSION_TAG,
     AssetRecord,
     Discovery,
     ImageRecord,
-    Tag,
     tags_from_mapping,
     version_sort_key,
 )
@@ -105,114 +112,8 @@ POWER_STATES = {
     "stopping": "stopped",
 }
 
-_EMPTY: Mapping = {}
-_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str).encode
-
-
-# -- small, fast helpers (a 100k-VM subscription goes through these a million times) ---------
-
-
-def _compact_json(data: dict[str, Any]) -> str | None:
-    """base.compact_json for a dict whose keys are already in sorted order (same output, faster)."""
-    cleaned = {k: v for k, v in data.items() if v is not None}
-    return _ENCODE(cleaned) if cleaned else None
-
-
-def _mapping(value: Any, where: str) -> Mapping:
-    if type(value) is dict or isinstance(value, AbcMapping):
-        return value
-    raise PayloadError(where, f"expected an object, got {type(value).__name__}")
-
-
-def _optional_mapping(record: Mapping, key: str, where: str) -> Mapping:
-    value = record.get(key)
-    if value is None:
-        return _EMPTY
-    if type(value) is dict or isinstance(value, AbcMapping):
-        return value
-    raise PayloadError(f"{where}.{key}", f"expected an object, got {type(value).__name__}")
-
-
-def _list(record: Mapping, key: str, where: str) -> list:
-    value = record.get(key)
-    if value is None:
-        return []
-    if type(value) is not list:
-        raise PayloadError(f"{where}.{key}", f"expected a list, got {type(value).__name__}")
-    return value
-
-
-def _str(record: Mapping, key: str, where: str, required: bool = False) -> str | None:
-    value = record.get(key)
-    if value is None:
-        if required:
-            raise PayloadError(f"{where}.{key}", "required field is missing")
-        return None
-    if type(value) is not str:
-        raise PayloadError(f"{where}.{key}", f"expected a string, got {type(value).__name__}")
-    return value
-
-
-def _tags(record: Mapping, where: str) -> dict[str, str]:
-    raw = record.get("tags")
-    if raw is None:
-        return {}
-    if type(raw) is not dict and not isinstance(raw, AbcMapping):
-        raise PayloadError(f"{where}.tags", f"expected an object of tag names to values, got {type(raw).__name__}")
-    return {k if type(k) is str else str(k): _text(v) for k, v in raw.items()}
-
-
-def _text(value: Any) -> str:
-    return value if type(value) is str else "" if value is None else str(value)
-
-
-class _Tags:
-    """Tag records shared between records (Tag is immutable; estates repeat env/team/app)."""
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, str], Tag] = {}
-
-    def __call__(self, tags: Mapping[str, str]) -> list[Tag]:
-        cache = self._cache
-        result = []
-        for item in sorted(tags.items()):
-            tag = cache.get(item)
-            if tag is None:
-                tag = Tag(*item)
-                if len(cache) < 100_000:
-                    cache[item] = tag
-            result.append(tag)
-        return result
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Normalizing builds hundreds of thousands of acyclic records; pausing the cyclic garbage
-    collector meanwhile halves the time (it is restored even when the payload is refused)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _status(tags: Mapping[str, str]) -> str | None:
-    status = tags.get(STATUS_TAG)
-    if status is None:
-        return None
-    status = status.strip().lower()
-    return status if status in IMAGE_STATUSES else None
-
 
 # -- ARM resource ids -------------------------------------------------------------------------
-
-
-def _last_segment(resource_id: str | None) -> str | None:
-    if not resource_id:
-        return None
-    return resource_id.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _segment_after(resource_id: str, name: str) -> str | None:
@@ -253,40 +154,40 @@ def _collection(payload: Mapping, key: str, required: bool = False) -> Iterator[
         if required:
             raise PayloadError(key, "required list response is missing")
         return
-    for index, resource in enumerate(_list(_mapping(response, key), "value", key)):
+    for index, resource in enumerate(get_list(get_mapping(response, key), "value", key)):
         if type(resource) is dict:
             yield f"{key}.value[{index}]", resource
         else:
             where = f"{key}.value[{index}]"
-            yield where, _mapping(resource, where)
+            yield where, get_mapping(resource, where)
 
 
 # -- virtual machines -------------------------------------------------------------------------
 
 
 def _image_ref(reference: Mapping, where: str) -> str | None:
-    resource_id = _str(reference, "id", where)
+    resource_id = get_str(reference, "id", where)
     if resource_id:
-        exact = _str(reference, "exactVersion", where)
+        exact = get_str(reference, "exactVersion", where)
         if exact and _is_gallery_definition(resource_id):
             # Deployed from a gallery image definition ("latest"): ARM reports the version used.
             resource_id = f"{resource_id.rstrip('/')}/versions/{exact}"
         return resource_id.lower()
     for key in ("sharedGalleryImageId", "communityGalleryImageId"):
-        other = _str(reference, key, where)
+        other = get_str(reference, key, where)
         if other:
             return other.lower()
-    publisher = _str(reference, "publisher", where)
+    publisher = get_str(reference, "publisher", where)
     if publisher:
-        parts = [publisher] + [_str(reference, key, where) or "" for key in ("offer", "sku", "version")]
+        parts = [publisher] + [get_str(reference, key, where) or "" for key in ("offer", "sku", "version")]
         return ":".join(parts)
     return None
 
 
 def _power_state(properties: Mapping, view: Mapping, where: str) -> str:
-    for index, status in enumerate(_list(view, "statuses", f"{where}.instanceView")):
-        code = _str(_mapping(status, f"{where}.instanceView.statuses[{index}]"), "code",
-                    f"{where}.instanceView.statuses[{index}]", required=True)
+    for index, status in enumerate(get_list(view, "statuses", f"{where}.instanceView")):
+        swhere = f"{where}.instanceView.statuses[{index}]"
+        code = get_str(get_mapping(status, swhere), "code", swhere, required=True)
         if code.startswith("PowerState/"):
             return POWER_STATES.get(code[11:].lower(), "unknown")
     provisioning = (properties.get("provisioningState") or "").lower()
@@ -299,16 +200,16 @@ def _power_state(properties: Mapping, view: Mapping, where: str) -> str:
 
 def _primary_nic_id(properties: Mapping, where: str) -> str | None:
     nwhere = f"{where}.networkProfile"
-    nics = _list(_optional_mapping(properties, "networkProfile", where), "networkInterfaces", nwhere)
+    nics = get_list(get_optional_mapping(properties, "networkProfile", where), "networkInterfaces", nwhere)
     chosen = None
     for index, nic in enumerate(nics):
-        nic = _mapping(nic, f"{nwhere}.networkInterfaces[{index}]")
-        if chosen is None or _optional_mapping(nic, "properties", nwhere).get("primary"):
+        nic = get_mapping(nic, f"{nwhere}.networkInterfaces[{index}]")
+        if chosen is None or get_optional_mapping(nic, "properties", nwhere).get("primary"):
             chosen = (index, nic)
     if chosen is None:
         return None
     index, nic = chosen
-    return _str(nic, "id", f"{nwhere}.networkInterfaces[{index}]", required=True)
+    return get_str(nic, "id", f"{nwhere}.networkInterfaces[{index}]", required=True)
 
 
 _Nic = tuple[str | None, str | None, tuple[str | None, str | None]]  # private IP, public IP id, (vnet, subnet)
@@ -320,20 +221,20 @@ def _nic_table(payload: Mapping) -> dict[str, _Nic]:
     table: dict[str, _Nic] = {}
     networks: dict[str, tuple[str | None, str | None]] = {}  # subnet id -> (vnet, subnet): a handful
     for where, nic in _collection(payload, "networkInterfaces"):
-        nic_id = _str(nic, "id", where, required=True)
+        nic_id = get_str(nic, "id", where, required=True)
         pwhere = f"{where}.properties"
-        chosen: Mapping = _EMPTY
-        configs = _list(_optional_mapping(nic, "properties", where), "ipConfigurations", pwhere)
+        chosen: Mapping = EMPTY
+        configs = get_list(get_optional_mapping(nic, "properties", where), "ipConfigurations", pwhere)
         for index, config in enumerate(configs):
             cwhere = f"{pwhere}.ipConfigurations[{index}]"
-            props = _optional_mapping(_mapping(config, cwhere), "properties", cwhere)
-            if chosen is _EMPTY or props.get("primary"):
+            props = get_optional_mapping(get_mapping(config, cwhere), "properties", cwhere)
+            if chosen is EMPTY or props.get("primary"):
                 chosen = props
-        public_id = _optional_mapping(chosen, "publicIPAddress", pwhere).get("id")
-        subnet_id = _optional_mapping(chosen, "subnet", pwhere).get("id")
+        public_id = get_optional_mapping(chosen, "publicIPAddress", pwhere).get("id")
+        subnet_id = get_optional_mapping(chosen, "subnet", pwhere).get("id")
         network = networks.get(subnet_id) if isinstance(subnet_id, str) else (None, None)
         if network is None:
-            network = networks[subnet_id] = (_segment_after(subnet_id, "virtualnetworks"), _last_segment(subnet_id))
+            network = networks[subnet_id] = (_segment_after(subnet_id, "virtualnetworks"), last_segment(subnet_id))
         table[nic_id.lower()] = (
             chosen.get("privateIPAddress"),
             public_id.lower() if isinstance(public_id, str) else None,
@@ -345,8 +246,8 @@ def _nic_table(payload: Mapping) -> dict[str, _Nic]:
 def _public_ip_table(payload: Mapping) -> dict[str, str | None]:
     table: dict[str, str | None] = {}
     for where, pip in _collection(payload, "publicIPAddresses"):
-        pip_id = _str(pip, "id", where, required=True)
-        table[pip_id.lower()] = _optional_mapping(pip, "properties", where).get("ipAddress")
+        pip_id = get_str(pip, "id", where, required=True)
+        table[pip_id.lower()] = get_optional_mapping(pip, "properties", where).get("ipAddress")
     return table
 
 
@@ -357,29 +258,29 @@ def _vm(
     discovered_at: datetime,
     nics: Mapping[str, _Nic],
     public_ips: Mapping[str, str | None],
-    make_tags: _Tags,
+    make_tags: TagCache,
 ) -> AssetRecord:
-    vm_resource_id = _str(vm, "id", where, required=True)
-    name = _str(vm, "name", where, required=True)
+    vm_resource_id = get_str(vm, "id", where, required=True)
+    name = get_str(vm, "name", where, required=True)
     pwhere = f"{where}.properties"
     properties = vm.get("properties")
     if properties is None:
         raise PayloadError(pwhere, "required field is missing")
-    properties = _mapping(properties, pwhere)
-    vm_id = _str(properties, "vmId", pwhere, required=True)
+    properties = get_mapping(properties, pwhere)
+    vm_id = get_str(properties, "vmId", pwhere, required=True)
 
     swhere = f"{pwhere}.storageProfile"
-    storage = _optional_mapping(properties, "storageProfile", pwhere)
+    storage = get_optional_mapping(properties, "storageProfile", pwhere)
     reference = storage.get("imageReference")
     image_ref = None
     if reference is not None:
-        image_ref = _image_ref(_mapping(reference, f"{swhere}.imageReference"), f"{swhere}.imageReference")
-    os_type = _str(_optional_mapping(storage, "osDisk", swhere), "osType", f"{swhere}.osDisk")
-    view = _optional_mapping(properties, "instanceView", pwhere)
+        image_ref = _image_ref(get_mapping(reference, f"{swhere}.imageReference"), f"{swhere}.imageReference")
+    os_type = get_str(get_optional_mapping(storage, "osDisk", swhere), "osType", f"{swhere}.osDisk")
+    view = get_optional_mapping(properties, "instanceView", pwhere)
     os_name = view.get("osName")
     os = f"{os_name} {view.get('osVersion') or ''}".rstrip() if os_name else os_type
 
-    zones = _list(vm, "zones", where)
+    zones = get_list(vm, "zones", where)
     nic_id = _primary_nic_id(properties, pwhere)
     private_ip = public_ip = None
     vnet = subnet = None
@@ -388,7 +289,7 @@ def _vm(
         public_ip = public_ips.get(public_ip_id) if public_ip_id else None
     time_created = properties.get("timeCreated")
     launched_at = parse_timestamp(time_created, f"{pwhere}.timeCreated") if time_created is not None else None
-    hardware = _optional_mapping(properties, "hardwareProfile", pwhere)
+    hardware = get_optional_mapping(properties, "hardwareProfile", pwhere)
     return AssetRecord(
         asset_id=f"azure:{site.id}:{vm_id}",
         site_id=site.id,
@@ -401,17 +302,17 @@ def _vm(
         image_ref=image_ref,
         platform=os_type.lower() if os_type else None,
         os=os,
-        instance_type=_str(hardware, "vmSize", f"{pwhere}.hardwareProfile"),
-        region=_str(vm, "location", where),
+        instance_type=get_str(hardware, "vmSize", f"{pwhere}.hardwareProfile"),
+        region=get_str(vm, "location", where),
         zone=str(zones[0]) if zones else None,
-        network=_last_segment(nic_id),
+        network=last_segment(nic_id),
         private_ip=private_ip,
         public_ip=public_ip,
         launched_at=launched_at,
-        tags=make_tags(_tags(vm, where)),
-        attributes_json=_compact_json(
+        tags=make_tags(get_str_map(vm, "tags", where, "tag")),
+        attributes_json=compact_json(
             {
-                "computerName": _optional_mapping(properties, "osProfile", pwhere).get("computerName"),
+                "computerName": get_optional_mapping(properties, "osProfile", pwhere).get("computerName"),
                 "licenseType": properties.get("licenseType"),
                 "priority": properties.get("priority"),
                 "provisioningState": properties.get("provisioningState"),
@@ -431,21 +332,21 @@ def _definition_table(payload: Mapping) -> dict[str, Mapping]:
     """Gallery image definition id (lower case) -> its properties."""
     table: dict[str, Mapping] = {}
     for where, definition in _collection(payload, "galleryImages"):
-        definition_id = _str(definition, "id", where, required=True)
-        table[definition_id.lower().rstrip("/")] = _optional_mapping(definition, "properties", where)
+        definition_id = get_str(definition, "id", where, required=True)
+        table[definition_id.lower().rstrip("/")] = get_optional_mapping(definition, "properties", where)
     return table
 
 
 def _gallery_version(
     version: Mapping, where: str, site: Site, discovered_at: datetime, definitions: Mapping[str, Mapping]
 ) -> ImageRecord:
-    resource_id = _str(version, "id", where, required=True)
-    name = _str(version, "name", where, required=True)
-    tags = _tags(version, where)
-    properties = _optional_mapping(version, "properties", where)
-    publishing = _optional_mapping(properties, "publishingProfile", f"{where}.properties")
+    resource_id = get_str(version, "id", where, required=True)
+    name = get_str(version, "name", where, required=True)
+    tags = get_str_map(version, "tags", where, "tag")
+    properties = get_optional_mapping(version, "properties", where)
+    publishing = get_optional_mapping(properties, "publishingProfile", f"{where}.properties")
     definition_id = resource_id.rstrip("/").rpartition("/versions/")[0]
-    os_type = definitions.get(definition_id.lower(), _EMPTY).get("osType")
+    os_type = definitions.get(definition_id.lower(), EMPTY).get("osType")
     os_type = os_type if isinstance(os_type, str) else None
     version_text = tags.get(VERSION_TAG) or name
     gallery, definition_name = _gallery_parts(resource_id) or (None, None)
@@ -459,8 +360,8 @@ def _gallery_version(
         family=tags.get(FAMILY_TAG) or definition_name,
         version=version_text,
         version_key=version_sort_key(version_text),
-        status=_status(tags),
-        region=_str(version, "location", where),
+        status=image_status(tags),
+        region=get_str(version, "location", where),
         platform=os_type.lower() if os_type else None,
         os=os_type,
         created_at=parse_timestamp(published, f"{where}.properties.publishingProfile.publishedDate"),
@@ -469,12 +370,12 @@ def _gallery_version(
 
 
 def _managed_image(image: Mapping, where: str, site: Site, discovered_at: datetime) -> ImageRecord:
-    resource_id = _str(image, "id", where, required=True)
-    tags = _tags(image, where)
-    properties = _optional_mapping(image, "properties", where)
-    storage = _optional_mapping(properties, "storageProfile", f"{where}.properties")
-    os_type = _str(
-        _optional_mapping(storage, "osDisk", f"{where}.properties.storageProfile"),
+    resource_id = get_str(image, "id", where, required=True)
+    tags = get_str_map(image, "tags", where, "tag")
+    properties = get_optional_mapping(image, "properties", where)
+    storage = get_optional_mapping(properties, "storageProfile", f"{where}.properties")
+    os_type = get_str(
+        get_optional_mapping(storage, "osDisk", f"{where}.properties.storageProfile"),
         "osType",
         f"{where}.properties.storageProfile.osDisk",
     )
@@ -483,13 +384,13 @@ def _managed_image(image: Mapping, where: str, site: Site, discovered_at: dateti
         provider_image_id=resource_id.lower(),
         site_id=site.id,
         provider=PROVIDER,
-        name=_str(image, "name", where) or _last_segment(resource_id) or resource_id,
+        name=get_str(image, "name", where) or last_segment(resource_id) or resource_id,
         discovered_at=discovered_at,
         family=tags.get(FAMILY_TAG) or None,
         version=version,
         version_key=version_sort_key(version),
-        status=_status(tags),
-        region=_str(image, "location", where),
+        status=image_status(tags),
+        region=get_str(image, "location", where),
         platform=os_type.lower() if os_type else None,
         os=os_type,
         created_at=parse_timestamp(tags.get(CREATED_TAG), f"{where}.tags.{CREATED_TAG}"),
@@ -497,18 +398,13 @@ def _managed_image(image: Mapping, where: str, site: Site, discovered_at: dateti
     )
 
 
+@gc_paused()
 def normalize(payload: Mapping, site: Site, discovered_at: datetime) -> Discovery:
-    with _gc_paused():
-        return _normalize(payload, site, discovered_at)
-
-
-def _normalize(payload: Mapping, site: Site, discovered_at: datetime) -> Discovery:
-    if not isinstance(payload, AbcMapping):
-        raise PayloadError("$", f"expected an object, got {type(payload).__name__}")
+    payload = get_mapping(payload, "$")
     nics = _nic_table(payload)
     public_ips = _public_ip_table(payload)
     definitions = _definition_table(payload)
-    make_tags = _Tags()
+    make_tags = TagCache()
 
     found = Discovery()
     for where, vm in _collection(payload, "virtualMachines", required=True):

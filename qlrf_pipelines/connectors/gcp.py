@@ -58,15 +58,24 @@ Mapping
 from __future__ import annotations
 
 import functools
-import gc
-import json
 import re
 from collections.abc import Mapping as AbcMapping
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping
 
-from qlrf_pipelines.connectors.base import PayloadError, parse_timestamp
+from qlrf_pipelines.connectors.base import (
+    EMPTY,
+    PayloadError,
+    TagCache,
+    compact_json,
+    gc_paused,
+    get_list,
+    get_mapping,
+    get_str,
+    get_str_map,
+    last_segment,
+    parse_timestamp,
+)
 from qlrf_pipelines.models.records import (
     GCP_FAMILY_LABEL,
     GCP_STATUS_LABEL,
@@ -75,7 +84,6 @@ from qlrf_pipelines.models.records import (
     AssetRecord,
     Discovery,
     ImageRecord,
-    Tag,
     tags_from_mapping,
     version_sort_key,
 )
@@ -95,8 +103,6 @@ INSTANCE_STATES = {
     "REPAIRING": "degraded",
 }
 
-_EMPTY: Mapping = {}
-_ENCODE = json.JSONEncoder(separators=(",", ":"), default=str).encode
 _API_PREFIX = re.compile(r"^https?://[^/]+/compute/(?:v1|beta|alpha)/")
 _PREDEFINED_TYPE = re.compile(r"^[a-z0-9]+-[a-z]+(?:-[a-z]+)?-(\d+)(?:-[a-z]+)?$")
 _CUSTOM_TYPE = re.compile(r"^(?:[a-z0-9]+-)?custom-(\d+)-(\d+)(?:-ext)?$")
@@ -118,92 +124,9 @@ def _label_value(value: str | None) -> str | None:
     return value if "." in value else value.replace("_", ".")
 
 
-def _mapping(value: Any, where: str) -> Mapping:
-    if type(value) is dict or isinstance(value, AbcMapping):
-        return value
-    raise PayloadError(where, f"expected an object, got {type(value).__name__}")
-
-
-def _list(record: Mapping, key: str, where: str) -> list:
-    value = record.get(key)
-    if value is None:
-        return []
-    if type(value) is not list:
-        raise PayloadError(f"{where}.{key}", f"expected a list, got {type(value).__name__}")
-    return value
-
-
-def _str(record: Mapping, key: str, where: str, required: bool = False) -> str | None:
-    value = record.get(key)
-    if value is None:
-        if required:
-            raise PayloadError(f"{where}.{key}", "required field is missing")
-        return None
-    if type(value) is not str:
-        raise PayloadError(f"{where}.{key}", f"expected a string, got {type(value).__name__}")
-    return value
-
-
-def _labels(record: Mapping, where: str) -> dict[str, str]:
-    raw = record.get("labels")
-    if raw is None:
-        return {}
-    if type(raw) is not dict and not isinstance(raw, AbcMapping):
-        raise PayloadError(f"{where}.labels", f"expected an object of label names to values, got {type(raw).__name__}")
-    return {k if type(k) is str else str(k): _text(v) for k, v in raw.items()}
-
-
-def _text(value: Any) -> str:
-    return value if type(value) is str else "" if value is None else str(value)
-
-
-def _compact_json(data: dict[str, Any]) -> str | None:
-    """base.compact_json for a dict whose keys are already in sorted order (same output, faster)."""
-    cleaned = {k: v for k, v in data.items() if v is not None}
-    return _ENCODE(cleaned) if cleaned else None
-
-
-class _Tags:
-    """Tag records shared between records (Tag is immutable; estates repeat env/team/app)."""
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, str], Tag] = {}
-
-    def __call__(self, tags: Mapping[str, str]) -> list[Tag]:
-        cache = self._cache
-        result = []
-        for item in sorted(tags.items()):
-            tag = cache.get(item)
-            if tag is None:
-                tag = Tag(*item)
-                if len(cache) < 100_000:
-                    cache[item] = tag
-            result.append(tag)
-        return result
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Normalizing builds hundreds of thousands of acyclic records; pausing the cyclic garbage
-    collector meanwhile halves the time (it is restored even when the payload is refused)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _utc(value: datetime | None) -> datetime | None:
     """Compute Engine writes timestamps in US Pacific time; records carry UTC."""
     return value.astimezone(timezone.utc) if value is not None else None
-
-
-def _last_segment(url: str | None) -> str | None:
-    if not url:
-        return None
-    return url.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _aggregated(
@@ -216,16 +139,16 @@ def _aggregated(
         if required:
             raise PayloadError(method, "required aggregatedList response is missing")
         return
-    response = _mapping(response, method)
+    response = get_mapping(response, method)
     items = response.get("items")
     if items is None:
         return
-    items = _mapping(items, f"{method}.items")
+    items = get_mapping(items, f"{method}.items")
     for scope, scoped in items.items():
         swhere = f"{method}.items.{scope}"
-        for index, resource in enumerate(_list(_mapping(scoped, swhere), kind, swhere)):
+        for index, resource in enumerate(get_list(get_mapping(scoped, swhere), kind, swhere)):
             where = f"{swhere}.{kind}[{index}]"
-            yield where, scope, _mapping(resource, where)
+            yield where, scope, get_mapping(resource, where)
 
 
 class _OsFacts:
@@ -249,7 +172,7 @@ class _OsFacts:
             if facts is None:
                 paths = [resource_path(url) for url in key[0]]
                 windows = "WINDOWS" in key[1] or any(p.startswith("projects/windows-cloud/") for p in paths)
-                os = _last_segment(paths[0]) if paths else None
+                os = last_segment(paths[0]) if paths else None
                 facts = self._cache[key] = ("windows" if windows else "linux", os)
             return facts
         return None, None
@@ -276,7 +199,7 @@ def _image_status(labels: Mapping[str, str], deprecated: Any, where: str) -> str
         status = None
     if deprecated is not None:
         dwhere = f"{where}.deprecated"
-        state = (_str(_mapping(deprecated, dwhere), "state", dwhere) or "").upper()
+        state = (get_str(get_mapping(deprecated, dwhere), "state", dwhere) or "").upper()
         if state == "DEPRECATED" and status != "revoked":
             status = "deprecated"
         elif state in ("OBSOLETE", "DELETED"):
@@ -285,9 +208,9 @@ def _image_status(labels: Mapping[str, str], deprecated: Any, where: str) -> str
 
 
 def _image(image: Mapping, where: str, site: Site, discovered_at: datetime, os_facts: _OsFacts) -> ImageRecord:
-    name = _str(image, "name", where, required=True)
-    path = resource_path(_str(image, "selfLink", where, required=True))
-    labels = _labels(image, where)
+    name = get_str(image, "name", where, required=True)
+    path = resource_path(get_str(image, "selfLink", where, required=True))
+    labels = get_str_map(image, "labels", where, "label")
     version = _label_value(labels.get(GCP_VERSION_LABEL))
     platform, os = os_facts(image)
     return ImageRecord(
@@ -296,7 +219,7 @@ def _image(image: Mapping, where: str, site: Site, discovered_at: datetime, os_f
         provider=PROVIDER,
         name=name,
         discovered_at=discovered_at,
-        family=_label_value(labels.get(GCP_FAMILY_LABEL)) or _str(image, "family", where) or None,
+        family=_label_value(labels.get(GCP_FAMILY_LABEL)) or get_str(image, "family", where) or None,
         version=version,
         version_key=version_sort_key(version),
         status=_image_status(labels, image.get("deprecated"), where),
@@ -316,7 +239,7 @@ def _instance(
     discovered_at: datetime,
     disks: Mapping[str, Mapping],
     image_paths: Mapping[str, str],
-    make_tags: _Tags,
+    make_tags: TagCache,
     os_facts: _OsFacts,
 ) -> AssetRecord:
     raw_id = instance.get("id")
@@ -325,31 +248,31 @@ def _instance(
             raise PayloadError(f"{where}.id", "required field is missing")
         raise PayloadError(f"{where}.id", f"expected a numeric id string, got {type(raw_id).__name__}")
     instance_id = str(raw_id)
-    name = _str(instance, "name", where, required=True)
-    status = _str(instance, "status", where, required=True)
-    zone = _last_segment(_str(instance, "zone", where)) or (scope[6:] if scope.startswith("zones/") else None)
-    machine_type = _last_segment(_str(instance, "machineType", where))
+    name = get_str(instance, "name", where, required=True)
+    status = get_str(instance, "status", where, required=True)
+    zone = last_segment(get_str(instance, "zone", where)) or (scope[6:] if scope.startswith("zones/") else None)
+    machine_type = last_segment(get_str(instance, "machineType", where))
     cpu_count, memory_mb = _machine_type_size(machine_type)
 
-    nics = _list(instance, "networkInterfaces", where)
-    nic = _mapping(nics[0], f"{where}.networkInterfaces[0]") if nics else _EMPTY
+    nics = get_list(instance, "networkInterfaces", where)
+    nic = get_mapping(nics[0], f"{where}.networkInterfaces[0]") if nics else EMPTY
     public_ip = None
-    for config in _list(nic, "accessConfigs", f"{where}.networkInterfaces[0]"):
+    for config in get_list(nic, "accessConfigs", f"{where}.networkInterfaces[0]"):
         if isinstance(config, AbcMapping) and config.get("natIP"):
             public_ip = config["natIP"]
             break
 
-    boot: Mapping = _EMPTY
-    for index, attached in enumerate(_list(instance, "disks", where)):
-        attached = _mapping(attached, f"{where}.disks[{index}]")
+    boot: Mapping = EMPTY
+    for index, attached in enumerate(get_list(instance, "disks", where)):
+        attached = get_mapping(attached, f"{where}.disks[{index}]")
         if attached.get("boot"):
             boot = attached
             break
-    disk: Mapping = _EMPTY
+    disk: Mapping = EMPTY
     image_ref = None
     source = boot.get("source")
     if source:
-        disk = disks.get(resource_path(str(source)), _EMPTY)
+        disk = disks.get(resource_path(str(source)), EMPTY)
         image_ref = _disk_image(disk, image_paths)
     platform, os = os_facts(boot, disk)
 
@@ -376,20 +299,20 @@ def _instance(
         memory_mb=memory_mb,
         region=zone.rsplit("-", 1)[0] if zone else None,
         zone=zone,
-        network=_last_segment(nic.get("network")),
+        network=last_segment(nic.get("network")),
         private_ip=nic.get("networkIP"),
         public_ip=public_ip,
         launched_at=launched_at,
-        tags=make_tags(_labels(instance, where)),
-        attributes_json=_compact_json(
+        tags=make_tags(get_str_map(instance, "labels", where, "label")),
+        attributes_json=compact_json(
             {
-                "bootDisk": disk.get("name") or _last_segment(source),
+                "bootDisk": disk.get("name") or last_segment(source),
                 "bootDiskSizeGb": disk.get("sizeGb"),
                 "cpuPlatform": instance.get("cpuPlatform"),
                 "networkTags": network_tags or None,
                 "provisioningModel": provisioning_model,
                 "status": status,
-                "subnetwork": _last_segment(nic.get("subnetwork")),
+                "subnetwork": last_segment(nic.get("subnetwork")),
             }
         ),
     )
@@ -405,32 +328,27 @@ def _disk_image(disk: Mapping, image_paths: Mapping[str, str]) -> str | None:
     return resolved or path
 
 
+@gc_paused()
 def normalize(payload: Mapping, site: Site, discovered_at: datetime) -> Discovery:
-    with _gc_paused():
-        return _normalize(payload, site, discovered_at)
-
-
-def _normalize(payload: Mapping, site: Site, discovered_at: datetime) -> Discovery:
-    if not isinstance(payload, AbcMapping):
-        raise PayloadError("$", f"expected an object, got {type(payload).__name__}")
+    payload = get_mapping(payload, "$")
 
     found = Discovery()
     os_facts = _OsFacts()
     image_paths: dict[str, str] = {}
     listed = payload.get("images.list")
     if listed is not None:
-        for index, image in enumerate(_list(_mapping(listed, "images.list"), "items", "images.list")):
+        for index, image in enumerate(get_list(get_mapping(listed, "images.list"), "items", "images.list")):
             where = f"images.list.items[{index}]"
-            record = _image(_mapping(image, where), where, site, discovered_at, os_facts)
+            record = _image(get_mapping(image, where), where, site, discovered_at, os_facts)
             found.images.append(record)
             if image.get("id") is not None:
                 image_paths[str(image["id"])] = record.provider_image_id
 
     disks: dict[str, Mapping] = {}
     for where, _scope, disk in _aggregated(payload, "disks.aggregatedList", "disks"):
-        disks[resource_path(_str(disk, "selfLink", where, required=True))] = disk
+        disks[resource_path(get_str(disk, "selfLink", where, required=True))] = disk
 
-    make_tags = _Tags()
+    make_tags = TagCache()
     for where, scope, instance in _aggregated(payload, "instances.aggregatedList", "instances", required=True):
         found.assets.append(
             _instance(instance, where, scope, site, discovered_at, disks, image_paths, make_tags, os_facts)

@@ -36,3 +36,7 @@ def discover_from_sample(site: Site, path: Path, discovered_at: datetime) -> Dis
         return normalize(payload, site, discovered_at)
     except PayloadError as exc:
         raise ConnectorError(site.id, f"normalize {path}", str(exc)) from None
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        # A payload shaped in a way no check anticipated is still this site's bad input, not a
+        # crash of the whole run: name the site and the file like any other payload error.
+        raise ConnectorError(site.id, f"normalize {path}", f"malformed payload ({type(exc).__name__}: {exc})") from None

@@ -13,6 +13,7 @@ import functools
 import random
 from datetime import datetime, timedelta
 
+from qlrf_pipelines.connectors.base import gc_paused
 from qlrf_pipelines.models.records import FAMILY_TAG, STATUS_TAG, VERSION_TAG
 from qlrf_pipelines.sample.catalog import (
     MACHINE_IMAGE_VERSIONS,
@@ -20,10 +21,10 @@ from qlrf_pipelines.sample.catalog import (
     current_production,
     machine_families,
 )
-from qlrf_pipelines.sample.gen_aws import (
+from qlrf_pipelines.sample.common import (
     AddressPool,
     PlannedAsset,
-    gc_paused,
+    os_kind,
     pick_region,
     plan_assets,
     site_regions,
@@ -113,10 +114,6 @@ def _uuid4(bits: int) -> str:
 def _ts(value: datetime) -> str:
     """ARM timestamps: seven fractional digits and an explicit offset."""
     return f"{value.isoformat(timespec='seconds')[:19]}.{value.microsecond * 10:07d}+00:00"
-
-
-def _os_kind(version: CatalogVersion) -> str:
-    return "windows" if version.platform == "windows" else "rhel" if version.family.startswith("rhel") else "ubuntu"
 
 
 def _gallery(site: Site, subscription: str) -> tuple[list[dict], list[dict]]:
@@ -218,13 +215,9 @@ def _non_catalog_reference(subscription: str, asset: PlannedAsset) -> tuple[dict
     return {"publisher": publisher, "offer": offer, "sku": sku, "version": version, "exactVersion": exact}, kind
 
 
+@gc_paused()
 def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
     """ARM list responses of one subscription: the anchors first, then random VMs."""
-    with gc_paused():
-        return _generate(site, n_assets, rng)
-
-
-def _generate(site: Site, n_assets: int, rng: random.Random) -> dict:
     subscription = site.account or "00000000-0000-0000-0000-000000000000"
     regions = site_regions(site)
     plan = plan_assets(site, n_assets, rng)
@@ -249,7 +242,7 @@ def _generate(site: Site, n_assets: int, rng: random.Random) -> dict:
         base = f"/subscriptions/{subscription}/resourceGroups/{rg}/providers"
         version = asset.version
         if version is not None:
-            kind = _os_kind(version)
+            kind = os_kind(version)
             version_name = gallery_version_name(version)
             if version in current and asset.role != "anchor" and random_() < 0.3:
                 # Deployed from the image definition ("latest"): ARM reports the version it resolved.
@@ -262,12 +255,7 @@ def _generate(site: Site, n_assets: int, rng: random.Random) -> dict:
         else:
             reference, kind = _non_catalog_reference(subscription, asset)
         os_type = "Windows" if asset.platform == "windows" else "Linux"
-        if asset.role == "db" or asset.role == "mssql":
-            sizes = _DB_SIZES
-        elif asset.platform == "windows":
-            sizes = _WINDOWS_SIZES
-        else:
-            sizes = _LINUX_SIZES
+        sizes = asset.sizes(_LINUX_SIZES, _DB_SIZES, _WINDOWS_SIZES)
 
         state = asset.state
         provisioning = "Succeeded"
@@ -300,16 +288,13 @@ def _generate(site: Site, n_assets: int, rng: random.Random) -> dict:
         vm_resource_id = f"{base}/Microsoft.Compute/virtualMachines/{name}"
         nic_name = f"{name}-nic01"
         nic_id = f"{base}/Microsoft.Network/networkInterfaces/{nic_name}"
-        tags = {"env": asset.env, "team": asset.team, "app": asset.app}
-        if asset.owner:
-            tags["owner"] = asset.owner
         # Optional fields the connector does not read are left out to keep 100k-VM payloads
         # small; every field present has ARM's own name and shape.
         vm = {
             "id": vm_resource_id,
             "name": name,
             "location": region,
-            "tags": tags,
+            "tags": asset.tags,
             "properties": {
                 "vmId": vm_id,
                 "hardwareProfile": {"vmSize": sizes[int(random_() * len(sizes))]},

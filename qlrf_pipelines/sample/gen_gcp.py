@@ -14,16 +14,17 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 
+from qlrf_pipelines.connectors.base import gc_paused
 from qlrf_pipelines.models.records import GCP_FAMILY_LABEL, GCP_STATUS_LABEL, GCP_VERSION_LABEL
 from qlrf_pipelines.sample.catalog import (
     MACHINE_IMAGE_VERSIONS,
     CatalogVersion,
     current_production,
 )
-from qlrf_pipelines.sample.gen_aws import (
+from qlrf_pipelines.sample.common import (
     AddressPool,
     PlannedAsset,
-    gc_paused,
+    os_kind,
     pick_region,
     plan_assets,
     site_regions,
@@ -89,10 +90,6 @@ def _ts(value: datetime) -> str:
     return value.astimezone(PACIFIC).isoformat(timespec="milliseconds")
 
 
-def _os_kind(version: CatalogVersion) -> str:
-    return "windows" if version.platform == "windows" else "rhel" if version.family.startswith("rhel") else "ubuntu"
-
-
 def _numeric_id(text: str) -> str:
     """A stable 19-digit resource id (GCP ids are uint64, written as strings)."""
     return str(1_000_000_000_000_000_000 + int(stable_hex(text, 15), 16) % 8_000_000_000_000_000_000)
@@ -102,7 +99,7 @@ def _images(project: str) -> list[dict]:
     base = f"{API}/projects/{project}/global/images"
     images = []
     for version in MACHINE_IMAGE_VERSIONS:
-        kind = _os_kind(version)
+        kind = os_kind(version)
         name = image_name(version)
         image = {
             "kind": "compute#image",
@@ -167,13 +164,9 @@ def _non_catalog_image(project: str, asset: PlannedAsset) -> tuple[str, str]:
     return f"projects/{project}/global/images/{_NON_GOLDEN[0][0]}", _NON_GOLDEN[0][1]
 
 
+@gc_paused()
 def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
     """Compute API responses of one project: the anchors first, then random instances."""
-    with gc_paused():
-        return _generate(site, n_assets, rng)
-
-
-def _generate(site: Site, n_assets: int, rng: random.Random) -> dict:
     project = site.account or site.id
     project_url = f"{API}/projects/{project}"
     regions = site_regions(site)
@@ -207,7 +200,7 @@ def _generate(site: Site, n_assets: int, rng: random.Random) -> dict:
         version = asset.version
         if version is not None:
             path = f"projects/{project}/global/images/{image_name(version)}"
-            kind = _os_kind(version)
+            kind = os_kind(version)
             source_image_id = image_ids[path]
         else:
             path, kind = _non_catalog_image(project, asset)
@@ -215,12 +208,7 @@ def _generate(site: Site, n_assets: int, rng: random.Random) -> dict:
             if source_image_id is None:
                 source_image_id = public_sources[path] = _numeric_id(path)
         windows = asset.platform == "windows"
-        if asset.role == "db" or asset.role == "mssql":
-            types = _DB_TYPES
-        elif windows:
-            types = _WINDOWS_TYPES
-        else:
-            types = _LINUX_TYPES
+        types = asset.sizes(_LINUX_TYPES, _DB_TYPES, _WINDOWS_TYPES)
         machine_type = types[int(random_() * len(types))]
         type_key = (zone, machine_type)
         machine_type_url = machine_types.get(type_key)
@@ -248,7 +236,7 @@ def _generate(site: Site, n_assets: int, rng: random.Random) -> dict:
         license_url = _LICENSES[kind]
         features = _WINDOWS_FEATURES if windows else _LINUX_FEATURES
         size_gb = "50" if windows else "20"
-        labels = {"env": asset.env, "team": asset.team, "app": asset.app}
+        labels = asset.tags
         if asset.owner:
             labels["owner"] = asset.owner.split("@", 1)[0]  # label values cannot hold '@'
         # Optional fields the connector does not read are left out to keep 100k-instance

@@ -18,15 +18,12 @@ and some third-party images. The first Deployments are fixed anchors in namespac
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import random
 import time
-from bisect import bisect
-from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
-from itertools import accumulate
+from datetime import datetime, timedelta
 
+from qlrf_pipelines.connectors.base import gc_paused
 from qlrf_pipelines.sample.catalog import (
     GOLDEN_REGISTRY,
     MACHINE_IMAGE_VERSIONS,
@@ -37,6 +34,7 @@ from qlrf_pipelines.sample.catalog import (
     current_production,
     versions_of,
 )
+from qlrf_pipelines.sample.common import Picker, below, catalog_version, utc_iso
 from qlrf_pipelines.sites import Site
 
 NAMESPACES = ("payments", "web", "data", "monitoring", "kube-system")
@@ -83,38 +81,13 @@ SCHEDULES = ("*/15 * * * *", "0 * * * *", "30 2 * * *", "0 4 * * 0", "*/5 * * * 
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _uid(rng: random.Random) -> str:
     h = f"{rng.getrandbits(128):032x}"
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:]}"
 
 
-def _below(rng: random.Random, n: int) -> int:
-    """rng.randrange(n) at a fraction of the cost (deterministic all the same)."""
-    return int(rng.random() * n)
-
-
 def _safe(rng: random.Random, length: int) -> str:
     return "".join(_SAFE[int(rng.random() * 27)] for _ in range(length))
-
-
-class _Picker:
-    def __init__(self, items, weights):
-        self.items = list(items)
-        self.cum = list(accumulate(weights))
-
-    def __call__(self, rng: random.Random):
-        return self.items[bisect(self.cum, rng.random() * self.cum[-1])]
-
-
-def _version(family: str, version: str) -> CatalogVersion:
-    for candidate in versions_of(family):
-        if candidate.version == version:
-            return candidate
-    raise KeyError(f"{family} {version} is not in the catalog")
 
 
 def golden_reference(version: CatalogVersion) -> str:
@@ -151,7 +124,7 @@ def _machine_image(site: Site, version: CatalogVersion, eks: bool) -> str:
 def _nodes(site: Site, count: int, rng: random.Random, git_version: str, eks: bool) -> list[dict]:
     clock = _Clock(rng)
     current = current_production(NODE_FAMILY)
-    behind = _version(NODE_FAMILY, "1.1.0")
+    behind = catalog_version(NODE_FAMILY, "1.1.0")
     older = [v for v in MACHINE_IMAGE_VERSIONS if v.family == NODE_FAMILY and v.status == "production" and v != current]
     if eks:
         region = "us-east-1"
@@ -171,12 +144,12 @@ def _nodes(site: Site, count: int, rng: random.Random, git_version: str, eks: bo
         if index == 1:
             version = behind
         elif older and rng.random() < 0.08:
-            version = older[_below(rng, len(older))]
+            version = older[below(rng, len(older))]
         else:
             version = current
         zone_index = index % len(zones)
         zone = zones[zone_index]
-        instance_type = type_names[_below(rng, len(type_names))]
+        instance_type = type_names[below(rng, len(type_names))]
         cpus, gib = types[instance_type]
         ip = f"10.{100 + index // 62500}.{(index // 250) % 250}.{index % 250 + 4}"
         labels = {
@@ -223,7 +196,7 @@ def _nodes(site: Site, count: int, rng: random.Random, git_version: str, eks: bo
             }
         )
         max_pods = "58" if eks else "110"
-        memory_ki = gib * 1048576 - 690000 - _below(rng, 4096)
+        memory_ki = gib * 1048576 - 690000 - below(rng, 4096)
         node = {
             "apiVersion": "v1",
             "kind": "Node",
@@ -266,7 +239,7 @@ def _nodes(site: Site, count: int, rng: random.Random, git_version: str, eks: bo
     return nodes
 
 
-def _container_version_pickers() -> dict[str, dict[str, _Picker]]:
+def _container_version_pickers() -> dict[str, dict[str, Picker]]:
     """family -> {'golden': picker over current / older production / deprecated versions}."""
     pickers = {}
     for family in container_families():
@@ -279,7 +252,7 @@ def _container_version_pickers() -> dict[str, dict[str, _Picker]]:
                 weighted.append((version, 15))
             elif version.status == "deprecated":
                 weighted.append((version, 20))
-        pickers[family] = _Picker([v for v, _ in weighted], [w for _, w in weighted])
+        pickers[family] = Picker([v for v, _ in weighted], [w for _, w in weighted])
     return pickers
 
 
@@ -302,7 +275,7 @@ def _workload(
     if namespace in ("payments", "web"):
         pod_spec["nodeSelector"] = {"kubernetes.io/os": "linux"}
     template = {"metadata": {"labels": {"app.kubernetes.io/name": name}}, "spec": pod_spec}
-    generation = 1 + _below(rng, 12)
+    generation = 1 + below(rng, 12)
     metadata = {
         "name": name,
         "namespace": namespace,
@@ -348,12 +321,12 @@ def _workload(
         item["apiVersion"], item["kind"] = "batch/v1", kind
         suspend = replicas == 0
         item["spec"] = {
-            "schedule": SCHEDULES[_below(rng, len(SCHEDULES))],
+            "schedule": SCHEDULES[below(rng, len(SCHEDULES))],
             "suspend": suspend,
             "concurrencyPolicy": "Forbid",
             "jobTemplate": {"spec": {"template": template}},
         }
-        item["status"] = {} if suspend else {"lastScheduleTime": _iso(SAMPLE_CLOCK - timedelta(minutes=1 + _below(rng, 600)))}
+        item["status"] = {} if suspend else {"lastScheduleTime": utc_iso(SAMPLE_CLOCK - timedelta(minutes=1 + below(rng, 600)))}
     return item
 
 
@@ -375,7 +348,7 @@ def _pods(workload: dict, count: int, nodes: list[dict], rng: random.Random) -> 
             owner = {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": name}
             pod_name = f"{name}-{_safe(rng, 5)}"
         owner.update({"uid": _uid(rng), "controller": True, "blockOwnerDeletion": True})
-        node = nodes[_below(rng, len(nodes))]
+        node = nodes[below(rng, len(nodes))]
         labels = {"app.kubernetes.io/name": name}
         if kind == "Deployment":
             labels["pod-template-hash"] = template_hash
@@ -398,7 +371,7 @@ def _pods(workload: dict, count: int, nodes: list[dict], rng: random.Random) -> 
                 "status": {
                     "phase": "Running",
                     "hostIP": node["status"]["addresses"][0]["address"],
-                    "podIP": f"100.64.{_below(rng, 256)}.{1 + _below(rng, 254)}",
+                    "podIP": f"100.64.{below(rng, 256)}.{1 + below(rng, 254)}",
                     "startTime": metadata["creationTimestamp"],
                     "containerStatuses": [
                         {
@@ -422,19 +395,7 @@ def _list(kind: str, api_version: str, items: list[dict]) -> dict:
     return {"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": "48213377"}, "items": items}
 
 
-@contextmanager
-def _gc_paused():
-    """Pause the cyclic GC while building a large acyclic payload (it would rescan the growing
-    payload over and over, more than doubling the time for 100k assets)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
+@gc_paused()
 def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
     """A cluster's API payload with exactly n_assets assets: max(3, n_assets // 8) nodes, the
     rest workloads, the three anchor Deployments first.
@@ -444,11 +405,7 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
     """
     if n_assets < 4:
         raise ValueError("n_assets must be at least 4 (room for the anchor assets)")
-    with _gc_paused():
-        return _build(site, n_assets, rng)
 
-
-def _build(site: Site, n_assets: int, rng: random.Random) -> dict:
     location = site.location.lower()
     eks = "eks" in location
     if eks:
@@ -471,7 +428,7 @@ def _build(site: Site, n_assets: int, rng: random.Random) -> dict:
             "metadata": {
                 "name": ns,
                 "uid": _uid(rng),
-                "creationTimestamp": _iso(cluster_created + timedelta(hours=i)),
+                "creationTimestamp": utc_iso(cluster_created + timedelta(hours=i)),
                 "labels": {"kubernetes.io/metadata.name": ns},
             },
             "spec": {"finalizers": ["kubernetes"]},
@@ -483,7 +440,7 @@ def _build(site: Site, n_assets: int, rng: random.Random) -> dict:
     lists: dict[str, list[dict]] = {"Deployment": [], "StatefulSet": [], "DaemonSet": [], "CronJob": []}
     pods: list[dict] = []
     python_current = current_production("python-3.12")
-    python_behind = _version("python-3.12", "3.12.6-r1")
+    python_behind = catalog_version("python-3.12", "3.12.6-r1")
     anchors = (
         ("anchor-current", golden_reference(python_current), python_current.created_at),
         ("anchor-behind", golden_reference(python_behind), python_behind.created_at),
@@ -496,8 +453,8 @@ def _build(site: Site, n_assets: int, rng: random.Random) -> dict:
         lists["Deployment"].append(workload)
         pods.extend(_pods(workload, 2, nodes, rng))
 
-    kinds = _Picker([k for k, _ in WORKLOAD_KINDS], [w for _, w in WORKLOAD_KINDS])
-    namespace_pickers = {kind: _Picker([n for n, _ in w], [x for _, x in w]) for kind, w in NAMESPACE_WEIGHTS.items()}
+    kinds = Picker([k for k, _ in WORKLOAD_KINDS], [w for _, w in WORKLOAD_KINDS])
+    namespace_pickers = {kind: Picker([n for n, _ in w], [x for _, x in w]) for kind, w in NAMESPACE_WEIGHTS.items()}
     versions = _container_version_pickers()
     nginx_current = golden_reference(current_production("nginx-1.27"))
     width = max(3, len(str(n_workloads)))
@@ -505,7 +462,7 @@ def _build(site: Site, n_assets: int, rng: random.Random) -> dict:
         kind = kinds(rng)
         namespace = namespace_pickers[kind](rng)
         services, suffixes = SERVICES[namespace], SUFFIXES[kind]
-        name = f"{services[_below(rng, len(services))]}-{suffixes[_below(rng, len(suffixes))]}-{index:0{width}d}"
+        name = f"{services[below(rng, len(services))]}-{suffixes[below(rng, len(suffixes))]}-{index:0{width}d}"
 
         # Image: ~85% golden, the rest third-party (node-exporter for monitoring agents).
         since = cluster_created
@@ -521,7 +478,7 @@ def _build(site: Site, n_assets: int, rng: random.Random) -> dict:
         elif kind == "StatefulSet":
             image = REDIS_IMAGE if rng.random() < 0.6 else OTHER_IMAGES[1]
         else:
-            image = OTHER_IMAGES[_below(rng, len(OTHER_IMAGES))]
+            image = OTHER_IMAGES[below(rng, len(OTHER_IMAGES))]
         containers = [{"name": "app", "image": image,
                        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}}}]
         if kind == "Deployment" and rng.random() < 0.1:
@@ -535,16 +492,16 @@ def _build(site: Site, n_assets: int, rng: random.Random) -> dict:
         if kind == "DaemonSet":
             desired = n_nodes
         elif kind == "StatefulSet":
-            desired = (1, 3, 3, 5)[_below(rng, 4)]
+            desired = (1, 3, 3, 5)[below(rng, 4)]
         else:
-            desired = (1, 2, 2, 3, 3, 4, 6)[_below(rng, 7)]
+            desired = (1, 2, 2, 3, 3, 4, 6)[below(rng, 7)]
         draw = rng.random()
         if draw < 0.04 and kind != "DaemonSet":
             desired = ready = 0
         elif draw < 0.93:
             ready = desired
         else:
-            ready = _below(rng, desired)
+            ready = below(rng, desired)
         if kind == "CronJob":
             desired = ready = 0 if rng.random() < 0.08 else 1
 

@@ -13,21 +13,12 @@ from the templates. The first VMs are fixed anchors the demo and tests rely on:
 
 from __future__ import annotations
 
-import gc
 import random
-from bisect import bisect
-from contextlib import contextmanager
 from datetime import datetime, timezone
-from itertools import accumulate
 
-from qlrf_pipelines.sample.catalog import (
-    MACHINE_IMAGE_VERSIONS,
-    SAMPLE_CLOCK,
-    CatalogVersion,
-    current_production,
-    machine_families,
-    versions_of,
-)
+from qlrf_pipelines.connectors.base import gc_paused
+from qlrf_pipelines.sample.catalog import MACHINE_IMAGE_VERSIONS, SAMPLE_CLOCK, CatalogVersion
+from qlrf_pipelines.sample.common import Picker, anchor_versions, below, image_pools, utc_iso
 from qlrf_pipelines.sites import Site
 
 VCENTER_FULL_NAME = "VMware vCenter Server 8.0.2 build-22617221"
@@ -88,15 +79,6 @@ OWNERS = ("team-payments", "team-web", "team-data", "team-platform", "team-corp-
 BACKUP_POLICIES = ("gold", "silver", "silver", "bronze")
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _below(rng: random.Random, n: int) -> int:
-    """rng.randrange(n) at a fraction of the cost (deterministic all the same)."""
-    return int(rng.random() * n)
-
-
 def _uuid(rng: random.Random) -> str:
     # vCenter instance UUIDs start with 50 (VMware's prefix for vCenter-assigned UUIDs).
     h = "50" + f"{rng.getrandbits(120):030x}"
@@ -114,62 +96,21 @@ def template_name(version: CatalogVersion) -> str:
     return f"tpl-{version.slug}"
 
 
-class _Picker:
-    """Weighted choice with precomputed cumulative weights (rng.choices recomputes them)."""
-
-    def __init__(self, items, weights):
-        self.items = list(items)
-        self.cum = list(accumulate(weights))
-
-    def __call__(self, rng: random.Random):
-        return self.items[bisect(self.cum, rng.random() * self.cum[-1])]
-
-
-def _image_pools() -> dict[str, _Picker]:
-    current = {family: current_production(family) for family in machine_families()}
-    groups: dict[str, list[CatalogVersion]] = {
-        "current": list(current.values()),
-        "older": [v for v in MACHINE_IMAGE_VERSIONS if v.status == "production" and v != current[v.family]],
-        "deprecated": [v for v in MACHINE_IMAGE_VERSIONS if v.status == "deprecated"],
-        "revoked": [v for v in MACHINE_IMAGE_VERSIONS if v.status == "revoked"],
-        "testing": [v for v in MACHINE_IMAGE_VERSIONS if v.status == "testing"],
-    }
+def _image_pools() -> dict[str, Picker]:
+    """The catalog's image pools, each a picker weighted by family."""
     return {
-        name: _Picker(versions, [FAMILY_WEIGHTS.get(v.family, 10) for v in versions])
-        for name, versions in groups.items()
+        name: Picker(versions, [FAMILY_WEIGHTS.get(v.family, 10) for v in versions])
+        for name, versions in image_pools().items()
         if versions
     }
 
 
-def _version(family: str, version: str) -> CatalogVersion:
-    for candidate in versions_of(family):
-        if candidate.version == version:
-            return candidate
-    raise KeyError(f"{family} {version} is not in the catalog")
-
-
-@contextmanager
-def _gc_paused():
-    """Pause the cyclic GC while building a large acyclic payload (it would rescan the growing
-    payload over and over, more than doubling the time for 100k assets)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
+@gc_paused()
 def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
     """A vCenter's property-collector payload with n_assets VMs (templates come on top)."""
     if n_assets < 4:
         raise ValueError("n_assets must be at least 4 (room for the anchor assets)")
-    with _gc_paused():
-        return _build(site, n_assets, rng)
 
-
-def _build(site: Site, n_assets: int, rng: random.Random) -> dict:
     domain = site.account.split(".", 1)[1] if site.account and "." in site.account else "corp.example.com"
 
     # Inventory: one datacenter, 2-3 clusters of ESXi hosts, datastores, port groups.
@@ -238,7 +179,7 @@ def _build(site: Site, n_assets: int, rng: random.Random) -> dict:
                     "config.guestId": guest_id,
                     "config.hardware.numCPU": 2,
                     "config.hardware.memoryMB": 4096,
-                    "config.createDate": _iso(version.created_at),
+                    "config.createDate": utc_iso(version.created_at),
                     "config.annotation": f"Golden image {version.family} {version.version}, built by Packer",
                     "runtime.powerState": "poweredOff",
                     "runtime.host": host_morefs[index % len(host_morefs)],
@@ -256,16 +197,14 @@ def _build(site: Site, n_assets: int, rng: random.Random) -> dict:
             }
         )
 
-    ubuntu = "ubuntu-22.04-base"
+    # (name, version, source template); the anchor without a catalog version was cloned from
+    # a template that is not there.
     anchors = [
-        ("anchor-current-01", current_production(ubuntu), None),
-        ("anchor-behind-01", _version(ubuntu, "1.0.0"), None),
-        ("anchor-revoked-01", _version("rhel-9-base", "9.2.1"), None),
-        ("anchor-unknown-01", None, "tpl-handmade-centos7"),
+        (name, version, "tpl-handmade-centos7" if version is None else None) for name, version in anchor_versions()
     ]
     pools = _image_pools()
-    mix = _Picker([name for name, _ in IMAGE_MIX], [w for _, w in IMAGE_MIX])
-    role = _Picker(list(ROLES), [r[0] for r in ROLES.values()])
+    mix = Picker([name for name, _ in IMAGE_MIX], [w for _, w in IMAGE_MIX])
+    role = Picker(list(ROLES), [r[0] for r in ROLES.values()])
     width = max(3, len(str(n_assets)))
     clock_seconds = int(SAMPLE_CLOCK.timestamp())
     unknown_start = int(datetime(2024, 1, 15, tzinfo=timezone.utc).timestamp())
@@ -279,12 +218,12 @@ def _build(site: Site, n_assets: int, rng: random.Random) -> dict:
             tools = "guestToolsRunning"
         else:
             prefix = role(rng)
-            name = f"{prefix}-{SERVICES[_below(rng, len(SERVICES))]}-{index:0{width}d}"
+            name = f"{prefix}-{SERVICES[below(rng, len(SERVICES))]}-{index:0{width}d}"
             kind = mix(rng)
             version, unknown = None, None
             if kind == "unknown":
                 # Half name a template that is not there, half carry no source attribute at all.
-                unknown = unknown_names[_below(rng, len(unknown_names))] if rng.random() < 0.5 else ""
+                unknown = unknown_names[below(rng, len(unknown_names))] if rng.random() < 0.5 else ""
             else:
                 version = (pools.get(kind) or pools["current"])(rng)
             draw = rng.random()
@@ -307,11 +246,11 @@ def _build(site: Site, n_assets: int, rng: random.Random) -> dict:
             guest_name, guest_id = UNKNOWN_TEMPLATES.get(unknown or "", UNKNOWN_TEMPLATES["tpl-handmade-centos7"])
             source = unknown
             start = unknown_start
-        created = datetime.fromtimestamp(start + _below(rng, clock_seconds - 3600 - start), tz=timezone.utc)
+        created = datetime.fromtimestamp(start + below(rng, clock_seconds - 3600 - start), tz=timezone.utc)
 
         _, network_index, cpus, memories = ROLES[prefix]
         network_moref, _, octet = NETWORKS[network_index]
-        host_index = _below(rng, len(host_morefs))
+        host_index = below(rng, len(host_morefs))
         draw = rng.random()
         tools_version = (
             "guestToolsCurrent" if draw < 0.78
@@ -322,17 +261,17 @@ def _build(site: Site, n_assets: int, rng: random.Random) -> dict:
         custom = []
         if source:
             custom.append({"key": FIELD_SOURCE, "value": source})
-        custom.append({"key": FIELD_OWNER, "value": OWNERS[_below(rng, len(OWNERS))]})
-        custom.append({"key": FIELD_BACKUP, "value": BACKUP_POLICIES[_below(rng, len(BACKUP_POLICIES))]})
+        custom.append({"key": FIELD_OWNER, "value": OWNERS[below(rng, len(OWNERS))]})
+        custom.append({"key": FIELD_BACKUP, "value": BACKUP_POLICIES[below(rng, len(BACKUP_POLICIES))]})
         props = {
             "name": name,
             "config.template": False,
             "config.instanceUuid": _uuid(rng),
             "config.guestFullName": guest_name,
             "config.guestId": guest_id,
-            "config.hardware.numCPU": cpus[_below(rng, len(cpus))],
-            "config.hardware.memoryMB": memories[_below(rng, len(memories))],
-            "config.createDate": _iso(created),
+            "config.hardware.numCPU": cpus[below(rng, len(cpus))],
+            "config.hardware.memoryMB": memories[below(rng, len(memories))],
+            "config.createDate": utc_iso(created),
             "runtime.powerState": powered,
             "runtime.host": host_morefs[host_index],
             "guest.toolsRunningStatus": tools,

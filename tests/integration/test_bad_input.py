@@ -91,3 +91,16 @@ def test_invalid_sites_file_stops_before_writing(tmp_path):
     assert done.returncode != 0
     assert str(bad) in done.stderr and "site 'aws-one'" in done.stderr and "field regions" in done.stderr
     assert not (home / "lake").exists()
+
+
+def test_unexpected_payload_shape_is_a_site_error(tmp_path):
+    sites_file = small_estate(tmp_path, ["aws-prod-use1"])
+    sites = load_sites(sites_file)
+    site = sites.site("aws-prod-use1")
+    path = sites.sample_path(site)
+    payload = json.loads(path.read_text())
+    payload["regions"]["us-east-1"]["DescribeInstances"]["Reservations"][0]["Instances"][0]["InstanceId"] = 12345
+    path.write_text(json.dumps(payload))
+    with pytest.raises(ConnectorError) as err:
+        discover_from_sample(site, path, discovered_at=None)
+    assert "site aws-prod-use1" in str(err.value) and str(path) in str(err.value)

@@ -6,7 +6,6 @@ import copy
 import json
 import random
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
@@ -16,22 +15,21 @@ from qlrf_pipelines.models import Tag
 from qlrf_pipelines.sample import catalog
 from qlrf_pipelines.sample.gen_aws import generate_payload
 from qlrf_pipelines.sites import Site
-
-FIXTURE = Path(__file__).parent.parent / "fixtures" / "aws" / "describe.json"
-NOW = datetime(2026, 11, 1, 6, 30, tzinfo=timezone.utc)
-SITE = Site(
-    id="aws-test-use1",
-    provider="aws",
-    name="AWS test",
-    location="us-east-1",
-    environment="production",
-    account="111122223333",
+from tests.unit.connector_helpers import (
+    ANCHORS,
+    generated,
+    generated_json,
+    images_by_id,
+    payload_fixture,
+    production_site,
 )
 
+NOW = datetime(2026, 11, 1, 6, 30, tzinfo=timezone.utc)
+SITE = production_site(
+    id="aws-test-use1", provider="aws", name="AWS test", location="us-east-1", account="111122223333"
+)
 
-@pytest.fixture()
-def payload() -> dict:
-    return json.loads(FIXTURE.read_text())
+payload = payload_fixture("aws/describe.json")
 
 
 def _by_native(found):
@@ -207,14 +205,13 @@ def test_payload_must_be_an_object():
 
 
 def _generated(site: Site = SITE, n: int = 400, seed: int = 11):
-    payload = generate_payload(site, n, random.Random(seed))
-    return payload, aws.normalize(payload, site, NOW)
+    return generated(generate_payload, aws.normalize, site, n, seed, NOW)
 
 
 def test_generated_payload_is_json_and_deterministic():
-    first = json.dumps(generate_payload(SITE, 300, random.Random(5)), sort_keys=True)
-    assert first == json.dumps(generate_payload(SITE, 300, random.Random(5)), sort_keys=True)
-    assert first != json.dumps(generate_payload(SITE, 300, random.Random(6)), sort_keys=True)
+    first = generated_json(generate_payload, SITE, 300, seed=5)
+    assert first == generated_json(generate_payload, SITE, 300, seed=5)
+    assert first != generated_json(generate_payload, SITE, 300, seed=6)
     assert set(json.loads(first)) == {"regions"}
 
 
@@ -222,16 +219,11 @@ def test_generated_payload_starts_with_the_anchors():
     payload, found = _generated()
     first = payload["regions"]["us-east-1"]["DescribeInstances"]["Reservations"][0]["Instances"][0]
     assert {"Key": "Name", "Value": "anchor-current-01"} in first["Tags"]
-    assert [a.name for a in found.assets[:4]] == [
-        "anchor-current-01",
-        "anchor-behind-01",
-        "anchor-revoked-01",
-        "anchor-unknown-01",
-    ]
+    assert [a.name for a in found.assets[:4]] == ANCHORS
     assert len(found.assets) == 400
     assert len({a.asset_id for a in found.assets}) == 400
 
-    images = {i.provider_image_id: i for i in found.images}
+    images = images_by_id(found)
     current, behind, revoked, unknown = found.assets[:4]
     assert all(a.state == "running" and a.region == "us-east-1" for a in found.assets[:4])
 
@@ -266,7 +258,7 @@ def test_generated_images_cover_the_catalog_in_every_region():
 
 def test_generated_estate_mix_and_times():
     payload, found = _generated(n=3000, seed=2)
-    images = {i.provider_image_id: i for i in found.images}
+    images = images_by_id(found)
     states = [a.state for a in found.assets]
     assert 0.84 < states.count("running") / len(states) < 0.92
     assert 0.06 < states.count("stopped") / len(states) < 0.12
@@ -292,12 +284,7 @@ def test_generated_needs_room_for_the_anchors():
     with pytest.raises(ValueError):
         generate_payload(SITE, 3, random.Random(1))
     _, found = _generated(n=4)
-    assert [a.name for a in found.assets] == [
-        "anchor-current-01",
-        "anchor-behind-01",
-        "anchor-revoked-01",
-        "anchor-unknown-01",
-    ]
+    assert [a.name for a in found.assets] == ANCHORS
 
 
 def test_normalize_does_not_mutate_the_payload(payload):

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-import random
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
@@ -16,28 +14,22 @@ from qlrf_pipelines.models import Tag
 from qlrf_pipelines.sample import catalog
 from qlrf_pipelines.sample.gen_azure import generate_payload
 from qlrf_pipelines.sites import Site
+from tests.unit.connector_helpers import (
+    ANCHORS,
+    by_name,
+    generated,
+    generated_json,
+    images_by_id,
+    payload_fixture,
+    production_site,
+)
 
-FIXTURE = Path(__file__).parent.parent / "fixtures" / "azure" / "subscription.json"
 NOW = datetime(2026, 11, 1, 6, 30, tzinfo=timezone.utc)
 SUB = "3f2a6b1c-7d4e-4c1a-9b8f-2e5d6c7a8b90"
-SITE = Site(
-    id="azure-test-weu",
-    provider="azure",
-    name="Azure test",
-    location="westeurope",
-    environment="production",
-    account=SUB,
-)
+SITE = production_site(id="azure-test-weu", provider="azure", name="Azure test", location="westeurope", account=SUB)
 GALLERY = f"/subscriptions/{SUB}/resourcegroups/rg-golden-images/providers/microsoft.compute/galleries/qlrf_golden"
 
-
-@pytest.fixture()
-def payload() -> dict:
-    return json.loads(FIXTURE.read_text())
-
-
-def _by_name(found):
-    return {a.name: a for a in found.assets}
+payload = payload_fixture("azure/subscription.json")
 
 
 def test_registry_finds_the_module():
@@ -46,7 +38,7 @@ def test_registry_finds_the_module():
 
 
 def test_running_vm_on_a_gallery_version(payload):
-    vm = _by_name(azure.normalize(payload, SITE, NOW))["web-prod-0042"]
+    vm = by_name(azure.normalize(payload, SITE, NOW).assets)["web-prod-0042"]
     assert vm.asset_id == "azure:azure-test-weu:6f1c2d3e-4a5b-4c6d-8e7f-901234567890"
     assert vm.native_id == "6f1c2d3e-4a5b-4c6d-8e7f-901234567890"
     assert vm.provider == "azure" and vm.kind == "vm" and vm.site_id == "azure-test-weu"
@@ -71,7 +63,7 @@ def test_running_vm_on_a_gallery_version(payload):
 
 
 def test_deallocated_marketplace_vm(payload):
-    vm = _by_name(azure.normalize(payload, SITE, NOW))["mssql-prod-0007"]
+    vm = by_name(azure.normalize(payload, SITE, NOW).assets)["mssql-prod-0007"]
     assert vm.state == "stopped"
     assert vm.image_ref == "MicrosoftWindowsServer:WindowsServer:2022-datacenter-azure-edition:latest"
     assert vm.platform == "windows"
@@ -84,7 +76,7 @@ def test_deallocated_marketplace_vm(payload):
 
 
 def test_vm_deployed_from_a_gallery_definition_uses_the_exact_version(payload):
-    vm = _by_name(azure.normalize(payload, SITE, NOW))["api-prod-0100"]
+    vm = by_name(azure.normalize(payload, SITE, NOW).assets)["api-prod-0100"]
     assert vm.image_ref == f"{GALLERY}/images/ubuntu-22.04-base/versions/1.2.0"
     assert vm.state == "pending"  # no power state yet, provisioningState Creating
     assert vm.network is None and vm.launched_at is None
@@ -105,11 +97,11 @@ def test_vm_deployed_from_a_gallery_definition_uses_the_exact_version(payload):
 )
 def test_power_states(payload, code, expected):
     payload["virtualMachines"]["value"][0]["properties"]["instanceView"]["statuses"][1]["code"] = code
-    assert _by_name(azure.normalize(payload, SITE, NOW))["web-prod-0042"].state == expected
+    assert by_name(azure.normalize(payload, SITE, NOW).assets)["web-prod-0042"].state == expected
 
 
 def test_gallery_versions_and_managed_images(payload):
-    images = {i.provider_image_id: i for i in azure.normalize(payload, SITE, NOW).images}
+    images = images_by_id(azure.normalize(payload, SITE, NOW))
     assert len(images) == 5
 
     golden = images[f"{GALLERY}/images/ubuntu-22.04-base/versions/1.3.0"]
@@ -200,18 +192,15 @@ def test_normalize_does_not_mutate_the_payload(payload):
 
 # -- generated payloads -----------------------------------------------------------------------
 
-ANCHORS = ["anchor-current-01", "anchor-behind-01", "anchor-revoked-01", "anchor-unknown-01"]
-
 
 def _generated(site: Site = SITE, n: int = 400, seed: int = 11):
-    payload = generate_payload(site, n, random.Random(seed))
-    return payload, azure.normalize(payload, site, NOW)
+    return generated(generate_payload, azure.normalize, site, n, seed, NOW)
 
 
 def test_generated_payload_is_json_and_deterministic():
-    first = json.dumps(generate_payload(SITE, 300, random.Random(5)), sort_keys=True)
-    assert first == json.dumps(generate_payload(SITE, 300, random.Random(5)), sort_keys=True)
-    assert first != json.dumps(generate_payload(SITE, 300, random.Random(6)), sort_keys=True)
+    first = generated_json(generate_payload, SITE, 300, seed=5)
+    assert first == generated_json(generate_payload, SITE, 300, seed=5)
+    assert first != generated_json(generate_payload, SITE, 300, seed=6)
     assert set(json.loads(first)) == {
         "virtualMachines",
         "galleryImages",
@@ -228,7 +217,7 @@ def test_generated_payload_starts_with_the_anchors():
     assert [a.name for a in found.assets[:4]] == ANCHORS
     assert len(found.assets) == 400 and len({a.asset_id for a in found.assets}) == 400
 
-    images = {i.provider_image_id: i for i in found.images}
+    images = images_by_id(found)
     current, behind, revoked, unknown = found.assets[:4]
     assert all(a.state == "running" and a.region == "westeurope" for a in found.assets[:4])
     production = catalog.current_production("ubuntu-22.04-base")
@@ -258,7 +247,7 @@ def test_generated_gallery_covers_the_catalog():
 def test_generated_estate_mix_and_times():
     site = SITE.model_copy(update={"regions": ["northeurope"]})
     _, found = _generated(site, n=3000, seed=2)
-    images = {i.provider_image_id: i for i in found.images}
+    images = images_by_id(found)
     states = [a.state for a in found.assets]
     assert 0.84 < states.count("running") / len(states) < 0.92
     assert 0.06 < states.count("stopped") / len(states) < 0.12

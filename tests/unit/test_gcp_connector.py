@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-import random
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
@@ -16,27 +14,23 @@ from qlrf_pipelines.models import Tag
 from qlrf_pipelines.sample import catalog
 from qlrf_pipelines.sample.gen_gcp import generate_payload
 from qlrf_pipelines.sites import Site
+from tests.unit.connector_helpers import (
+    ANCHORS,
+    by_name,
+    generated,
+    generated_json,
+    images_by_id,
+    payload_fixture,
+    production_site,
+)
 
-FIXTURE = Path(__file__).parent.parent / "fixtures" / "gcp" / "project.json"
 NOW = datetime(2026, 11, 1, 6, 30, tzinfo=timezone.utc)
-SITE = Site(
-    id="gcp-test-euw1",
-    provider="gcp",
-    name="GCP test",
-    location="europe-west1",
-    environment="production",
-    account="qlrf-test",
+SITE = production_site(
+    id="gcp-test-euw1", provider="gcp", name="GCP test", location="europe-west1", account="qlrf-test"
 )
 IMAGES = "projects/qlrf-test/global/images"
 
-
-@pytest.fixture()
-def payload() -> dict:
-    return json.loads(FIXTURE.read_text())
-
-
-def _by_name(found):
-    return {a.name: a for a in found.assets}
+payload = payload_fixture("gcp/project.json")
 
 
 def test_registry_finds_the_module():
@@ -51,7 +45,7 @@ def test_resource_path():
 
 
 def test_running_instance(payload):
-    vm = _by_name(gcp.normalize(payload, SITE, NOW))["web-prod-0042"]
+    vm = by_name(gcp.normalize(payload, SITE, NOW).assets)["web-prod-0042"]
     assert vm.asset_id == "gcp:gcp-test-euw1:4817263547162534817"
     assert vm.native_id == "4817263547162534817"
     assert vm.provider == "gcp" and vm.kind == "vm" and vm.site_id == "gcp-test-euw1"
@@ -77,7 +71,7 @@ def test_running_instance(payload):
 
 
 def test_terminated_means_stopped(payload):
-    vm = _by_name(gcp.normalize(payload, SITE, NOW))["mssql-prod-0003"]
+    vm = by_name(gcp.normalize(payload, SITE, NOW).assets)["mssql-prod-0003"]
     assert vm.state == "stopped"
     assert vm.image_ref == "projects/windows-cloud/global/images/windows-server-2022-dc-v20261008"
     assert vm.platform == "windows"  # the WINDOWS guest OS feature
@@ -88,7 +82,7 @@ def test_terminated_means_stopped(payload):
 
 
 def test_disk_created_from_a_family_resolves_through_the_image_id(payload):
-    vm = _by_name(gcp.normalize(payload, SITE, NOW))["batch-prod-0100"]
+    vm = by_name(gcp.normalize(payload, SITE, NOW).assets)["batch-prod-0100"]
     assert vm.image_ref == f"{IMAGES}/golden-rhel-9-base-9-2-1"
     assert vm.state == "pending"  # STAGING
     assert vm.zone == "europe-west1-d" and vm.region == "europe-west1"
@@ -115,11 +109,11 @@ def test_disk_created_from_a_family_resolves_through_the_image_id(payload):
 )
 def test_status_mapping(payload, status, expected):
     payload["instances.aggregatedList"]["items"]["zones/europe-west1-b"]["instances"][0]["status"] = status
-    assert _by_name(gcp.normalize(payload, SITE, NOW))["web-prod-0042"].state == expected
+    assert by_name(gcp.normalize(payload, SITE, NOW).assets)["web-prod-0042"].state == expected
 
 
 def test_images(payload):
-    images = {i.provider_image_id: i for i in gcp.normalize(payload, SITE, NOW).images}
+    images = images_by_id(gcp.normalize(payload, SITE, NOW))
     assert len(images) == 4
 
     golden = images[f"{IMAGES}/golden-ubuntu-22-04-base-1-3-0"]
@@ -226,18 +220,15 @@ def test_normalize_does_not_mutate_the_payload(payload):
 
 # -- generated payloads -----------------------------------------------------------------------
 
-ANCHORS = ["anchor-current-01", "anchor-behind-01", "anchor-revoked-01", "anchor-unknown-01"]
-
 
 def _generated(site: Site = SITE, n: int = 400, seed: int = 11):
-    payload = generate_payload(site, n, random.Random(seed))
-    return payload, gcp.normalize(payload, site, NOW)
+    return generated(generate_payload, gcp.normalize, site, n, seed, NOW)
 
 
 def test_generated_payload_is_json_and_deterministic():
-    first = json.dumps(generate_payload(SITE, 300, random.Random(5)), sort_keys=True)
-    assert first == json.dumps(generate_payload(SITE, 300, random.Random(5)), sort_keys=True)
-    assert first != json.dumps(generate_payload(SITE, 300, random.Random(6)), sort_keys=True)
+    first = generated_json(generate_payload, SITE, 300, seed=5)
+    assert first == generated_json(generate_payload, SITE, 300, seed=5)
+    assert first != generated_json(generate_payload, SITE, 300, seed=6)
     assert set(json.loads(first)) == {"instances.aggregatedList", "disks.aggregatedList", "images.list"}
 
 
@@ -249,7 +240,7 @@ def test_generated_payload_starts_with_the_anchors():
     assert len(found.assets) == 400 and len({a.asset_id for a in found.assets}) == 400
     assert any("warning" in scoped for scoped in payload["instances.aggregatedList"]["items"].values())
 
-    images = {i.provider_image_id: i for i in found.images}
+    images = images_by_id(found)
     current, behind, revoked, unknown = found.assets[:4]
     assert all(a.state == "running" and a.region == "europe-west1" for a in found.assets[:4])
     production = catalog.current_production("ubuntu-22.04-base")
@@ -279,7 +270,7 @@ def test_generated_images_cover_the_catalog():
 def test_generated_estate_mix_and_times():
     site = SITE.model_copy(update={"regions": ["europe-west4"]})
     _, found = _generated(site, n=3000, seed=2)
-    images = {i.provider_image_id: i for i in found.images}
+    images = images_by_id(found)
     states = [a.state for a in found.assets]
     assert 0.84 < states.count("running") / len(states) < 0.92
     assert 0.06 < states.count("stopped") / len(states) < 0.13

@@ -8,7 +8,6 @@ import random
 from collections import Counter
 from datetime import datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -20,28 +19,20 @@ from qlrf_pipelines.sample import gen_kubernetes
 from qlrf_pipelines.sample.catalog import GOLDEN_REGISTRY, MACHINE_IMAGE_VERSIONS, aws_ami_id, current_production
 from qlrf_pipelines.settings import BUNDLED_SITES_FILE
 from qlrf_pipelines.sites import Site, load_sites
+from tests.unit.connector_helpers import by_name, images_by_id, payload_fixture, production_site
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "kubernetes" / "cluster-small.json"
 AT = datetime(2026, 11, 1, 6, 0, tzinfo=timezone.utc)
 
-SITE = Site(
+SITE = production_site(
     id="k8s-prod-eks",
     provider="kubernetes",
     name="EKS production cluster",
     location="prod-eks-use1",
-    environment="production",
     account="prod-eks-use1",
     settings={"golden_registry": "registry.example.com/golden"},
 )
 
-
-@pytest.fixture()
-def payload() -> dict:
-    return json.loads(FIXTURE.read_text())
-
-
-def _by_name(records):
-    return {r.name: r for r in records}
+payload = payload_fixture("kubernetes/cluster-small.json")
 
 
 def test_registry_finds_the_module():
@@ -50,7 +41,7 @@ def test_registry_finds_the_module():
 
 
 def test_nodes_become_assets(payload):
-    assets = _by_name(kubernetes.normalize(payload, SITE, AT).assets)
+    assets = by_name(kubernetes.normalize(payload, SITE, AT).assets)
     node = assets["ip-10-0-12-34.ec2.internal"]
     assert node.asset_id == "kubernetes:k8s-prod-eks:0f1e2d3c-1111-4a5b-8c7d-000000000001"
     assert node.native_id == "0f1e2d3c-1111-4a5b-8c7d-000000000001"
@@ -80,7 +71,7 @@ def test_nodes_become_assets(payload):
 
 def test_unschedulable_ready_node_is_still_running(payload):
     payload["nodes"]["items"][0]["spec"]["unschedulable"] = True
-    node = _by_name(kubernetes.normalize(payload, SITE, AT).assets)["ip-10-0-12-34.ec2.internal"]
+    node = by_name(kubernetes.normalize(payload, SITE, AT).assets)["ip-10-0-12-34.ec2.internal"]
     assert node.state == "running"
 
 
@@ -91,7 +82,7 @@ def test_workloads_become_assets(payload):
         "web/storefront", "web/cart", "payments/ledger-api", "data/redis",
         "monitoring/node-exporter", "data/etl-nightly", "data/report-sync",
     ]
-    w = _by_name(workloads)
+    w = by_name(workloads)
 
     storefront = w["web/storefront"]
     assert storefront.asset_id == "kubernetes:k8s-prod-eks:d0000000-0000-4000-8000-000000000001"
@@ -148,7 +139,7 @@ def test_workload_state_from_desired_and_ready(payload, kind_key, index, status,
     payload[kind_key]["items"][index]["status"] = status
     discovery = kubernetes.normalize(payload, SITE, AT)
     name = payload[kind_key]["items"][index]["metadata"]
-    asset = _by_name(discovery.assets)[f"{name['namespace']}/{name['name']}"]
+    asset = by_name(discovery.assets)[f"{name['namespace']}/{name['name']}"]
     assert asset.state == expected
 
 
@@ -278,7 +269,7 @@ def test_generated_payload_starts_with_the_anchors(site):
     nodes = [a for a in discovery.assets if a.kind == "node"]
     assert len(nodes) == max(3, 40 // 8)
     assert len({a.asset_id for a in discovery.assets}) == 40
-    images = {i.provider_image_id: i for i in discovery.images}
+    images = images_by_id(discovery)
     assert f"{GOLDEN_REGISTRY}/python-3.12:3.12.8-r2" in images
     assert "docker.io/library/redis:7.2.5" not in images
     assert all(i.family in {"python-3.12", "nginx-1.27"} and i.status is None for i in images.values())

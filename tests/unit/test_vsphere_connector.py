@@ -7,7 +7,6 @@ import json
 import random
 from collections import Counter
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
@@ -19,27 +18,19 @@ from qlrf_pipelines.sample import gen_vsphere
 from qlrf_pipelines.sample.catalog import MACHINE_IMAGE_VERSIONS, current_production
 from qlrf_pipelines.settings import BUNDLED_SITES_FILE
 from qlrf_pipelines.sites import Site, load_sites
+from tests.unit.connector_helpers import ANCHORS, by_name, images_by_id, payload_fixture, production_site
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "vsphere" / "vcenter-small.json"
 AT = datetime(2026, 11, 1, 6, 0, tzinfo=timezone.utc)
 
-SITE = Site(
+SITE = production_site(
     id="vsphere-dc1",
     provider="vsphere",
     name="vSphere Frankfurt DC1",
     location="dc1-frankfurt",
-    environment="production",
     account="vcenter01.corp.example.com",
 )
 
-
-@pytest.fixture()
-def payload() -> dict:
-    return json.loads(FIXTURE.read_text())
-
-
-def _by_name(records):
-    return {r.name: r for r in records}
+payload = payload_fixture("vsphere/vcenter-small.json")
 
 
 def test_registry_finds_the_module():
@@ -49,7 +40,7 @@ def test_registry_finds_the_module():
 
 def test_templates_become_images_with_golden_attributes(payload):
     discovery = vsphere.normalize(payload, SITE, AT)
-    images = _by_name(discovery.images)
+    images = by_name(discovery.images)
     assert sorted(images) == ["tpl-scratch", "tpl-ubuntu-22-04-base-1-3-0", "tpl-windows-2022-base-2026-10"]
 
     ubuntu = images["tpl-ubuntu-22-04-base-1-3-0"]
@@ -76,7 +67,7 @@ def test_templates_become_images_with_golden_attributes(payload):
 def test_vms_become_assets(payload):
     discovery = vsphere.normalize(payload, SITE, AT)
     assert [a.name for a in discovery.assets] == ["app-payments-01", "db-ledger-01", "jump-01"]
-    vms = _by_name(discovery.assets)
+    vms = by_name(discovery.assets)
 
     app = vms["app-payments-01"]
     assert app.asset_id == "vsphere:vsphere-dc1:5003aa11-bb22-cc33-dd44-ee5566778899"
@@ -119,13 +110,13 @@ def test_power_states_map_to_canonical_states(payload):
     states = {}
     for power in ("poweredOn", "poweredOff", "suspended", "somethingNew"):
         vm["runtime.powerState"] = power
-        states[power] = _by_name(vsphere.normalize(payload, SITE, AT).assets)["app-payments-01"].state
+        states[power] = by_name(vsphere.normalize(payload, SITE, AT).assets)["app-payments-01"].state
     assert states == {"poweredOn": "running", "poweredOff": "stopped", "suspended": "stopped", "somethingNew": "unknown"}
 
 
 def test_custom_value_without_definition_is_kept_by_key(payload):
     payload["VirtualMachine"][3]["propSet"]["customValue"].append({"key": 999, "value": "x"})
-    app = _by_name(vsphere.normalize(payload, SITE, AT).assets)["app-payments-01"]
+    app = by_name(vsphere.normalize(payload, SITE, AT).assets)["app-payments-01"]
     assert Tag("999", "x") in app.tags
 
 
@@ -177,7 +168,7 @@ def _generate(n: int, seed: int = 7, site: Site = SITE) -> dict:
 def test_generated_payload_has_a_template_per_catalog_version():
     payload = _generate(60)
     discovery = vsphere.normalize(payload, SITE, AT)
-    images = _by_name(discovery.images)
+    images = by_name(discovery.images)
     assert len(images) == len(MACHINE_IMAGE_VERSIONS)
     for version in MACHINE_IMAGE_VERSIONS:
         image = images[f"tpl-{version.slug}"]
@@ -193,7 +184,7 @@ def test_generated_payload_starts_with_the_anchors():
     discovery = vsphere.normalize(payload, SITE, AT)
     assert len(discovery.assets) == 60
     anchors = discovery.assets[:4]
-    assert [a.name for a in anchors] == ["anchor-current-01", "anchor-behind-01", "anchor-revoked-01", "anchor-unknown-01"]
+    assert [a.name for a in anchors] == ANCHORS
     current = current_production("ubuntu-22.04-base")
     assert current.version == "1.3.0"
     assert [a.image_ref for a in anchors] == [
@@ -225,7 +216,7 @@ def test_generated_payload_is_deterministic_and_json_serialisable():
 def test_generated_mix_of_images_power_states_and_names():
     payload = _generate(5000)
     discovery = vsphere.normalize(payload, SITE, AT)
-    images = {i.provider_image_id: i for i in discovery.images}
+    images = images_by_id(discovery)
     random_vms = discovery.assets[4:]
     status = Counter(
         "unknown" if a.image_ref not in images
