@@ -67,6 +67,9 @@ class Site(BaseModel):
     regions: list[str] = Field(default_factory=list, description="extra regions to discover")
     endpoint_url: str | None = Field(default=None, description="API endpoint override")
     verify_ssl: bool = True
+    execution_enabled: bool = Field(
+        default=False, description="allow approved plans to change this site for real; dry run otherwise"
+    )
     credentials: Credentials = Field(default_factory=Credentials)
     settings: dict[str, Any] = Field(default_factory=dict, description="provider-specific options")
     sample: str | None = Field(
