@@ -1,0 +1,1 @@
+"""Remediation planning: the plan schema, planners and the tools they use (no Dagster here)."""

@@ -1,0 +1,1 @@
+"""Plan validation: schema, Rego policies (regopy, in-process) and safety checks."""
