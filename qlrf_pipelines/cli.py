@@ -11,6 +11,15 @@ import click
 from qlrf_pipelines import settings
 
 
+def _quiet_warnings() -> None:
+    """Dagster's beta/preview notices are for library authors, not for people running qlrf."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    warnings.filterwarnings("ignore", message=".*is currently in preview.*")
+    warnings.filterwarnings("ignore", message=".*is superseded.*")
+
+
 def _apply_globals(home: str | None, sites: str | None) -> None:
     if home:
         os.environ["QLRF_HOME"] = str(Path(home).expanduser().resolve())
@@ -28,6 +37,7 @@ def main(home: str | None, sites: str | None) -> None:
     State lives under QLRF_HOME (default ./.qlrf); the estate is described by the sites file
     QLRF_SITES (default: the bundled sample estate, which needs no credentials or network).
     """
+    _quiet_warnings()
     _apply_globals(home, sites)
 
 
@@ -43,11 +53,13 @@ def prepare() -> None:
 @main.command()
 @click.option("--quiet", is_flag=True, help="Do not print the summary of what was built.")
 @click.option("--verbose", is_flag=True, help="Show Dagster debug events and dbt's own output.")
-def run(quiet: bool, verbose: bool) -> None:
+@click.option("--no-tick", is_flag=True, help="Do not evaluate the sensors after the job.")
+def run(quiet: bool, verbose: bool, no_tick: bool) -> None:
     """Run the main job in-process: discover every site, land snapshots, build the warehouse.
 
     For scripts and cron without a Dagster daemon. The run is recorded in the Dagster instance
-    (DAGSTER_HOME, else QLRF_HOME/dagster) and shows in `qlrf dev`'s run history.
+    (DAGSTER_HOME, else QLRF_HOME/dagster) and shows in `qlrf dev`'s run history. Then the
+    sensors tick once (like `qlrf tick`): drift starts remediation planning.
     Exits 1 if any site failed (the other sites still land and the warehouse is still built).
     """
     from qlrf_pipelines.runner import run_refresh
@@ -67,7 +79,14 @@ def run(quiet: bool, verbose: bool) -> None:
             click.echo(summary_text(paths.warehouse_path))
         except WarehouseError as exc:
             click.echo(f"no warehouse to summarise: {exc}", err=True)
-    sys.exit(0 if result.success else 1)
+    ticked = True
+    if not no_tick:
+        from qlrf_pipelines.cli_tasks import run_tick
+
+        click.echo("\nSensors (one tick):")
+        ticked = run_tick()
+        click.echo("Review with: qlrf tasks list --status pending_approval")
+    sys.exit(0 if result.success and ticked else 1)
 
 
 @main.command()
@@ -167,6 +186,13 @@ def dev(dagster_args: tuple[str, ...]) -> None:
     command = ["dagster", "dev", "-w", str(workspace), *dagster_args]
     click.echo(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']} {' '.join(command)}")
     os.execvp(command[0], command)
+
+
+from qlrf_pipelines.cli_tasks import audit, tasks, tick  # noqa: E402
+
+main.add_command(tasks)
+main.add_command(audit)
+main.add_command(tick)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ and the cached dbt manifest); it opens no database and calls no provider.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -16,9 +17,12 @@ from qlrf_pipelines import settings
 from qlrf_pipelines.assets.discovery import build_discovery_assets
 from qlrf_pipelines.assets.warehouse import build_warehouse_assets
 from qlrf_pipelines.jobs.refresh import refresh_estate_job
+from qlrf_pipelines.jobs.remediation import execute_remediation_job, plan_remediation_job
 from qlrf_pipelines.jobs.schedules import refresh_estate_schedule
 from qlrf_pipelines.resources.dbt import ensure_manifest
+from qlrf_pipelines.resources.control import ControlStoreResource, default_rbac_file
 from qlrf_pipelines.resources.estate import EstateResource
+from qlrf_pipelines.sensors.remediation import approval_sensor, drift_sensor
 from qlrf_pipelines.sites import load_sites
 
 
@@ -48,10 +52,14 @@ def build_definitions() -> dg.Definitions:
     home = settings.qlrf_home()
     return dg.Definitions(
         assets=[site_discovery, warehouse_models],
-        jobs=[refresh_estate_job, discover_sites_job, build_warehouse_job],
+        jobs=[refresh_estate_job, discover_sites_job, build_warehouse_job, plan_remediation_job, execute_remediation_job],
         schedules=[refresh_estate_schedule()],
+        sensors=[drift_sensor, approval_sensor],
         resources={
             "estate": EstateResource(home=str(home), sites_file=str(sites.path)),
+            "control": ControlStoreResource(
+                home=str(home), url=os.environ.get("QLRF_CONTROL_URL"), rbac_file=default_rbac_file()
+            ),
             "dbt": DbtCliResource(
                 project_dir=project, profiles_dir=str(project.profiles_dir), dbt_executable=dbt_executable()
             ),

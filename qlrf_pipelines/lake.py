@@ -121,3 +121,15 @@ def list_snapshots(lake_dir: Path, entity: str, site_id: str | None = None) -> l
 
 def read_snapshot(path: Path) -> pa.Table:
     return pq.read_table(path)
+
+
+def latest_snapshot_ids(lake_dir: Path, entity: str = "sites") -> dict[str, str]:
+    """site_id -> its newest snapshot id, from file names only (cheap enough for a sensor)."""
+    latest: dict[str, str] = {}
+    for path in entity_dir(lake_dir, entity).glob("site=*/snapshot=*.parquet"):
+        site = path.parent.name.removeprefix("site=")
+        snap = path.stem.removeprefix("snapshot=")
+        if snap > latest.get(site, ""):
+            latest[site] = snap
+    return latest
+

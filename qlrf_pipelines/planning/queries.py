@@ -13,10 +13,13 @@ IMAGE_ARTIFACTS_TOOL = "warehouse.image_artifacts"
 SITE_FLEET_TOOL = "warehouse.site_fleet"
 ASSET_REGIONS_TOOL = "warehouse.asset_regions"
 
+# Only assets running now: every phase's health check needs its assets up before the change, so
+# a stopped, pending or degraded asset would fail a wave it never touched. Those stay for a person.
 DRIFT_ITEMS_SQL = (
     "SELECT drift_id, snapshot_id, site_id, provider, environment, asset_id, asset_name, kind, "
     "drift_type, severity, image_ref, image_id, family, asset_version, current_version, "
-    "current_image_id, versions_behind, days_behind FROM drift_items ORDER BY site_id, asset_id"
+    "current_image_id, versions_behind, days_behind FROM drift_items "
+    "WHERE asset_id IN (SELECT asset_id FROM assets WHERE state = 'running') ORDER BY site_id, asset_id"
 )
 
 # image_artifacts holds the latest snapshot of every site only; golden artifacts have an image_id.
