@@ -42,5 +42,7 @@ def test_asset_graph_for_the_ui(prepared_manifest, monkeypatch):
     check_names = {check.name for check in graph.get_check_keys_for_assets([drift.key])}
     assert any(name.startswith("unique") for name in check_names), check_names
     assert defs.resolve_schedule_def("refresh_estate_schedule").job_name == "refresh_estate_job"
-    for job in ("refresh_estate_job", "discover_sites_job", "build_warehouse_job"):
+    for job in ("refresh_estate_job", "discover_sites_job", "build_warehouse_job", "plan_remediation_job", "execute_remediation_job"):
         assert defs.resolve_job_def(job)
+    assert defs.resolve_sensor_def("drift_sensor").job_name == "plan_remediation_job"
+    assert defs.resolve_sensor_def("approval_sensor").job_name == "execute_remediation_job"

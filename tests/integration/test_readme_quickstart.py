@@ -61,6 +61,8 @@ def test_first_command_runs_the_main_job_in_a_fresh_directory(tmp_path):
     assert done.returncode == 0, output[-4000:]
     assert "Sites (7)" in output and "Assets per provider" in output and "Drift items" in output
     assert f"duckdb {checkout / '.qlrf' / 'warehouse.duckdb'}" in output
+    assert "drift_sensor: plan_remediation_job run" in output and "succeeded" in output
     assert (checkout / ".qlrf" / "warehouse.duckdb").exists()
+    assert (checkout / ".qlrf" / "control.sqlite").exists()
     assert (checkout / ".qlrf" / "dagster" / "dagster.yaml").exists()
     assert (checkout / "dbt" / "target" / "manifest.json").exists()
