@@ -116,38 +116,32 @@ def tasks_show(task_id: str, as_json: bool) -> None:
         click.echo(f"  action  {action['phase']:<8} {action['action']:<14} {action['status']:<7} {call}")
 
 
-@tasks.command("approve")
-@click.argument("task_id")
-@click.option("--user", required=True, help="Who approves (must hold APPROVE_AI_TASKS).")
-@click.option("--reason", required=True, help="Why; kept in the audit log.")
-@click.option("--json", "as_json", is_flag=True)
-def tasks_approve(task_id: str, user: str, reason: str, as_json: bool) -> None:
-    """Approve the current plan version (binds to its hash and snapshot; expires in 72 h)."""
-    from qlrf_pipelines.control.errors import ControlError
+def _decision_command(decision: str, help_text: str, who: str):
+    @tasks.command(decision, help=help_text)
+    @click.argument("task_id")
+    @click.option("--user", required=True, help=who)
+    @click.option("--reason", required=True, help="Why; kept in the audit log.")
+    @click.option("--json", "as_json", is_flag=True)
+    def command(task_id: str, user: str, reason: str, as_json: bool) -> None:
+        from qlrf_pipelines.control.errors import ControlError
 
-    with _store() as store:
-        try:
-            approval = store.approve(task_id, user, reason, _rbac())
-        except ControlError as exc:
-            raise _fail(exc) from None
-    _echo_decision(approval, as_json)
+        with _store() as store:
+            try:
+                decide = store.approve if decision == "approve" else store.reject
+                result = decide(task_id, user, reason, _rbac())
+            except ControlError as exc:
+                raise _fail(exc) from None
+        _echo_decision(result, as_json)
+
+    return command
 
 
-@tasks.command("reject")
-@click.argument("task_id")
-@click.option("--user", required=True)
-@click.option("--reason", required=True)
-@click.option("--json", "as_json", is_flag=True)
-def tasks_reject(task_id: str, user: str, reason: str, as_json: bool) -> None:
-    """Reject the task; it will not be executed."""
-    from qlrf_pipelines.control.errors import ControlError
-
-    with _store() as store:
-        try:
-            decision = store.reject(task_id, user, reason, _rbac())
-        except ControlError as exc:
-            raise _fail(exc) from None
-    _echo_decision(decision, as_json)
+_decision_command(
+    "approve",
+    "Approve the current plan version (binds to its hash and snapshot; expires in 72 h).",
+    "Who approves (must hold APPROVE_AI_TASKS; not the requester or last editor).",
+)
+_decision_command("reject", "Reject the task; it will not be executed.", "Who rejects (must hold APPROVE_AI_TASKS).")
 
 
 def _echo_decision(decision, as_json: bool) -> None:
@@ -247,10 +241,6 @@ def tick(sensor_names: tuple[str, ...]) -> None:
     drift_sensor plans remediation after a warehouse build; approval_sensor executes approved
     tasks. Run keys make repeated ticks harmless.
     """
-    from qlrf_pipelines.definitions import build_definitions
-    from qlrf_pipelines.instance import get_instance
-    from qlrf_pipelines.tick import tick_sensors
-
     ok = run_tick(list(sensor_names) or None)
     raise SystemExit(0 if ok else 1)
 

@@ -4,38 +4,23 @@ audit chain under concurrent writers. The module creates its own database and dr
 from __future__ import annotations
 
 import threading
-import uuid
 from datetime import timedelta
 
-import psycopg2
 import pytest
 from sqlalchemy import inspect
 
 from qlrf_pipelines.control import ApprovalRefused, ControlStore, ExecutionRefused, Rbac
 from qlrf_pipelines.control.db import VERSION_TABLE, current_revision, head_revision
+from tests.support.postgres import temporary_database
 from tests.unit.test_control_store import T0, allowed_verdicts, make_plan
 
 pytestmark = pytest.mark.integration
-PG = dict(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
 
 
 @pytest.fixture(scope="module")
 def pg_url():
-    name = f"qlrf_ctl_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(**PG)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with temporary_database("qlrf_ctl") as name:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,6 @@
 The test creates its own database and drops it afterwards, so it never touches other data.
 """
 
-import uuid
-
 import psycopg2
 import pytest
 from dagster import AssetKey, DagsterEventType, DagsterInstance, instance_for_test
@@ -12,28 +10,15 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance, instance_for_te
 from qlrf_pipelines.definitions import build_definitions
 from qlrf_pipelines.resources.estate import EstateResource
 from qlrf_pipelines.settings import BUNDLED_SITES_FILE
+from tests.support.postgres import ADMIN, temporary_database
 
 pytestmark = pytest.mark.integration
-PG = dict(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
 
 
 @pytest.fixture
 def pg_database():
-    name = f"qlrf_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(**PG)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with temporary_database("qlrf_test") as name:
         yield name
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
 
 
 def test_discovery_job_runs_on_dagster_postgres(pg_database, tmp_path):
@@ -66,6 +51,6 @@ def test_discovery_job_runs_on_dagster_postgres(pg_database, tmp_path):
         assert metadata["site_id"].value == "gcp-prod-euw1"
         assert metadata["rows"].value > 0
         assert reopened.schedule_storage.all_instigator_state() == []
-    with psycopg2.connect(**(PG | {"dbname": pg_database})) as conn, conn.cursor() as cursor:
+    with psycopg2.connect(**(ADMIN | {"dbname": pg_database})) as conn, conn.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM runs WHERE run_id = %s", (run_id,))
         assert cursor.fetchone()[0] == 1
