@@ -14,6 +14,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 
 from qlrf_pipelines import settings
+from qlrf_pipelines.assets.control_export import control_store_export
 from qlrf_pipelines.assets.discovery import build_discovery_assets
 from qlrf_pipelines.assets.warehouse import build_warehouse_assets
 from qlrf_pipelines.jobs.refresh import refresh_estate_job
@@ -51,7 +52,7 @@ def build_definitions() -> dg.Definitions:
     )
     home = settings.qlrf_home()
     return dg.Definitions(
-        assets=[site_discovery, warehouse_models],
+        assets=[site_discovery, control_store_export, warehouse_models],
         jobs=[refresh_estate_job, discover_sites_job, build_warehouse_job, plan_remediation_job, execute_remediation_job],
         schedules=[refresh_estate_schedule()],
         sensors=[drift_sensor, approval_sensor],

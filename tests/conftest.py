@@ -15,6 +15,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 from dagster import DagsterInstance, instance_for_test  # noqa: E402
 
 from qlrf_pipelines.resources.dbt import ensure_manifest  # noqa: E402
+from qlrf_pipelines.resources.control import BUNDLED_RBAC_FILE, ControlStoreResource  # noqa: E402
 from qlrf_pipelines.resources.estate import EstateResource  # noqa: E402
 from qlrf_pipelines.settings import BUNDLED_SITES_FILE, Paths  # noqa: E402
 from qlrf_pipelines.warehouse import query  # noqa: E402
@@ -26,7 +27,11 @@ def run_refresh_job(instance: DagsterInstance, home: Path, sites_file: Path):
 
     defs = build_definitions()
     job = defs.resolve_job_def("refresh_estate_job")
-    resources = {"estate": EstateResource(home=str(home), sites_file=str(sites_file)), "dbt": defs.resources["dbt"]}
+    resources = {
+        "estate": EstateResource(home=str(home), sites_file=str(sites_file)),
+        "control": ControlStoreResource(home=str(home), url=None, rbac_file=str(BUNDLED_RBAC_FILE)),
+        "dbt": defs.resources["dbt"],
+    }
     return job.execute_in_process(instance=instance, resources=resources, raise_on_error=False)
 
 

@@ -4,6 +4,10 @@ the snapshots, then build the warehouse once.
 A site that fails is reported and skipped; the others still land and the warehouse is still
 built (so the failed site's last good snapshot stays current). The run then fails, naming every
 failed site, so schedules and `qlrf run` surface it.
+
+Beside discovery, the control store (tasks, plans, tool calls) is exported to the lake before the
+warehouse is built, so ai_tasks and friends are as fresh as the inventory. An export that fails
+is logged and skipped: the warehouse then builds from the previous control snapshot.
 """
 
 
@@ -17,6 +21,7 @@ from dagster import (
     Failure,
     In,
     MetadataValue,
+    Nothing,
     OpExecutionContext,
     Out,
     Output,
@@ -25,11 +30,13 @@ from dagster import (
 )
 from dagster_dbt import DbtCliResource
 
+from qlrf_pipelines.assets.control_export import export_metadata, land_control_snapshot
 from qlrf_pipelines.assets.discovery import LAKE_ENTITIES, lake_asset_key, snapshot_metadata
 from qlrf_pipelines.assets.warehouse import WAREHOUSE_POOL, translator
 from qlrf_pipelines.connectors.base import ConnectorError
 from qlrf_pipelines.discovery import discover_site
 from qlrf_pipelines.lake import LakeError
+from qlrf_pipelines.resources.control import ControlStoreResource
 from qlrf_pipelines.resources.dbt import dbt_project
 from qlrf_pipelines.resources.estate import EstateResource
 
@@ -75,7 +82,25 @@ def discover_one_site(context: OpExecutionContext, estate: EstateResource, site_
 
 
 @op(
-    ins={"outcomes": In(list[SiteOutcome])},
+    out=Out(Nothing),
+    description="Export the control store (tasks, plans, tool calls) to the lake; a failure is logged, not raised.",
+)
+def export_control_store(context: OpExecutionContext, control: ControlStoreResource, estate: EstateResource):
+    try:
+        files, summary = land_control_snapshot(control, estate.paths.lake_dir)
+    except Exception as exc:  # noqa: BLE001 - discovery and the warehouse must not depend on the export
+        context.log.error(
+            f"control store export failed, nothing written; the warehouse keeps the previous control snapshot: "
+            f"{type(exc).__name__}: {exc}"
+        )
+        return
+    for file in files:
+        context.log_event(AssetMaterialization(asset_key=lake_asset_key(file.entity), metadata=export_metadata(file)))
+    context.log.info(summary)
+
+
+@op(
+    ins={"outcomes": In(list[SiteOutcome]), "control_export": In(Nothing)},
     out=Out(list[SiteOutcome]),
     pool=WAREHOUSE_POOL,
     description="dbt build: staging, inventory, images and drift models with their tests.",
@@ -117,4 +142,4 @@ def report_outcomes(context: OpExecutionContext, outcomes: list[SiteOutcome]):
 )
 def refresh_estate_job():
     outcomes = plan_discovery().map(discover_one_site).collect()
-    report_outcomes(build_warehouse(outcomes))
+    report_outcomes(build_warehouse(outcomes, control_export=export_control_store()))

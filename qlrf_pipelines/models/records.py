@@ -193,10 +193,76 @@ SITE_SCHEMA = pa.schema(
     ]
 )
 
+# The control store's export (qlrf_pipelines.control_export): remediation tasks, their plan
+# versions and the tool calls planners made, landed as one snapshot under site id "control".
+# These schemas are an allow-list: only the columns named here reach the lake and the warehouse.
+AI_TASK_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + [
+        pa.field("task_id", pa.string(), nullable=False),
+        pa.field("title", pa.string(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("requested_by", pa.string(), nullable=False),
+        pa.field("site_id", pa.string(), nullable=False),
+        pa.field("environment", pa.string(), nullable=False),
+        pa.field("family", pa.string(), nullable=False),
+        pa.field("risk", pa.string(), nullable=False),
+        pa.field("dedupe_key", pa.string()),
+        pa.field("source_run_id", pa.string()),
+        pa.field("run_id", pa.string()),
+        pa.field("plan_version", pa.int32(), nullable=False),
+        pa.field("plan_hash", pa.string(), nullable=False),
+        pa.field("plan_valid", pa.bool_(), nullable=False),
+        pa.field("policy_version", pa.string()),
+        pa.field("approved_by", pa.string()),
+        pa.field("approved_at", _TS),
+        pa.field("approval_expires_at", _TS),
+        pa.field("created_at", _TS, nullable=False),
+        pa.field("updated_at", _TS, nullable=False),
+        pa.field("started_at", _TS),
+        pa.field("finished_at", _TS),
+    ]
+)
+
+AI_TASK_PLAN_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + [
+        pa.field("task_id", pa.string(), nullable=False),
+        pa.field("version", pa.int32(), nullable=False),
+        pa.field("plan_json", pa.string(), nullable=False),
+        pa.field("plan_hash", pa.string(), nullable=False),
+        pa.field("snapshot_key", pa.string(), nullable=False),
+        pa.field("created_by", pa.string(), nullable=False),
+        pa.field("created_at", _TS, nullable=False),
+        pa.field("verdicts_json", pa.string(), nullable=False),
+        pa.field("policy_version", pa.string(), nullable=False),
+        pa.field("valid", pa.bool_(), nullable=False),
+        pa.field("is_current", pa.bool_(), nullable=False),
+    ]
+)
+
+AI_TOOL_INVOCATION_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + [
+        pa.field("invocation_id", pa.int64(), nullable=False),
+        pa.field("task_id", pa.string()),
+        pa.field("run_id", pa.string()),
+        pa.field("tool", pa.string(), nullable=False),
+        pa.field("arguments_json", pa.string(), nullable=False),
+        pa.field("result_size", pa.int64(), nullable=False),
+        pa.field("duration_ms", pa.int64(), nullable=False),
+        pa.field("step", pa.int32(), nullable=False),
+        pa.field("invoked_at", _TS, nullable=False),
+    ]
+)
+
 ENTITY_SCHEMAS: dict[str, pa.Schema] = {
     "sites": SITE_SCHEMA,
     "assets": ASSET_SCHEMA,
     "images": IMAGE_SCHEMA,
+    "ai_tasks": AI_TASK_SCHEMA,
+    "ai_task_plans": AI_TASK_PLAN_SCHEMA,
+    "ai_tool_invocations": AI_TOOL_INVOCATION_SCHEMA,
 }
 
 
