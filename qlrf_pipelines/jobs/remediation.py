@@ -8,7 +8,7 @@ with its health checks; the first failed phase routes to the rollback op.
 
 from dataclasses import dataclass, field, replace
 
-from dagster import Config, Failure, In, MetadataValue, OpExecutionContext, Out, Output, job, op
+from dagster import Config, Failure, In, in_process_executor, MetadataValue, OpExecutionContext, Out, Output, job, op
 
 from qlrf_pipelines.assets.warehouse import WAREHOUSE_POOL
 from qlrf_pipelines.execution.backends import ExecutionUnavailable, backend_for
@@ -66,7 +66,12 @@ def plan_remediation(
     return [task_id for task_id, _, _ in created]
 
 
-@job(description="Plan remediation of open drift into tasks pending a person's approval.", tags={"domain": "remediation"})
+# Both jobs are sequential by nature; one process avoids a worker start-up per op.
+@job(
+    description="Plan remediation of open drift into tasks pending a person's approval.",
+    tags={"domain": "remediation"},
+    executor_def=in_process_executor,
+)
 def plan_remediation_job():
     plan_remediation()
 
@@ -235,7 +240,11 @@ def finish_task(context: OpExecutionContext, control: ControlStoreResource, outc
         raise Failure(f"{state.task_id} ended {status}: {state.reason}")
 
 
-@job(description="Execute an approved remediation task: canary, waves, health checks, rollback.", tags={"domain": "remediation"})
+@job(
+    description="Execute an approved remediation task: canary, waves, health checks, rollback.",
+    tags={"domain": "remediation"},
+    executor_def=in_process_executor,
+)
 def execute_remediation_job():
     state = authorize_task()
     failures = []
