@@ -28,25 +28,34 @@ class SiteSnapshot:
     image_count: int
     assets_by_kind: dict[str, int] = field(default_factory=dict)
     golden_image_count: int = 0
+    api_calls: dict[str, int] = field(default_factory=dict)
 
 
-def discover(sites: SitesFile, site: Site, discovered_at: datetime) -> Discovery:
+def discover(sites: SitesFile, site: Site, discovered_at: datetime, stats: dict | None = None) -> Discovery:
+    """Stored payloads when the site names a `sample:` file, else the provider's live SDK fetch;
+    either way the same pure normalize turns the payload into records."""
     sample = sites.sample_path(site)
-    if sample is None:
-        # Live SDK discovery per provider lands with the provider connectors; until then a site
-        # must point at stored payloads, and saying so beats silently discovering nothing.
-        raise ConnectorError(
-            site.id,
-            f"discover {site.provider}",
-            "live discovery is not available in this release; set `sample:` to a stored payload file",
-        )
-    return discover_from_sample(site, sample, discovered_at)
+    if sample is not None:
+        return discover_from_sample(site, sample, discovered_at)
+    from qlrf_pipelines.connectors import provider_module
+    from qlrf_pipelines.connectors.base import PayloadError
+    from qlrf_pipelines.connectors.live import FetchContext, live_module
+
+    context = FetchContext.for_site(site)
+    payload = live_module(site.provider).fetch(context)
+    if stats is not None:
+        stats["api_calls"] = dict(context.api_calls)
+    try:
+        return provider_module(site.provider).normalize(payload, site, discovered_at)
+    except PayloadError as exc:
+        raise ConnectorError(site.id, f"normalize {site.provider} API response", str(exc)) from None
 
 
 def discover_site(sites: SitesFile, site_id: str, lake_dir: Path, now: datetime | None = None) -> SiteSnapshot:
     site = sites.site(site_id)
     now = now or datetime.now(timezone.utc)
-    found = discover(sites, site, now)
+    stats: dict = {}
+    found = discover(sites, site, now, stats)
     snapshot_id = snapshot_id_for(now)
     site_row = site.public_dict() | {"asset_count": len(found.assets), "image_count": len(found.images)}
     tables = {
@@ -64,4 +73,5 @@ def discover_site(sites: SitesFile, site_id: str, lake_dir: Path, now: datetime 
         image_count=len(found.images),
         assets_by_kind=dict(Counter(a.kind for a in found.assets)),
         golden_image_count=sum(1 for i in found.images if i.family),
+        api_calls=stats.get("api_calls", {}),
     )
