@@ -54,7 +54,11 @@ def prepare() -> None:
 @click.option("--quiet", is_flag=True, help="Do not print the summary of what was built.")
 @click.option("--verbose", is_flag=True, help="Show Dagster debug events and dbt's own output.")
 @click.option("--no-tick", is_flag=True, help="Do not evaluate the sensors after the job.")
-def run(quiet: bool, verbose: bool, no_tick: bool) -> None:
+@click.option(
+    "--parallel", type=int, default=0, metavar="N",
+    help="Discover sites in N worker processes (Dagster's multiprocess executor); 0 = in this process.",
+)
+def run(quiet: bool, verbose: bool, no_tick: bool, parallel: int) -> None:
     """Run the main job in-process: discover every site, land snapshots, build the warehouse.
 
     For scripts and cron without a Dagster daemon. The run is recorded in the Dagster instance
@@ -69,7 +73,7 @@ def run(quiet: bool, verbose: bool, no_tick: bool) -> None:
 
     paths = settings.paths()
     try:
-        result = run_refresh(paths, verbose=verbose)
+        result = run_refresh(paths, verbose=verbose, parallel=parallel)
     except SitesFileError as exc:
         raise click.ClickException(f"{exc}\nnothing was discovered or written") from None
     for line in result.messages:

@@ -75,3 +75,12 @@ def discover_site(sites: SitesFile, site_id: str, lake_dir: Path, now: datetime 
         golden_image_count=sum(1 for i in found.images if i.family),
         api_calls=stats.get("api_calls", {}),
     )
+
+
+def record_failure(lake_dir: Path, site: Site, error: ConnectorError, now: datetime | None = None) -> None:
+    """Land a discovery failure (site, API call, message) so the warehouse can show the site's
+    last good snapshot as stale. The message comes from ConnectorError, which never holds secrets."""
+    now = now or datetime.now(timezone.utc)
+    snapshot_id = snapshot_id_for(now)
+    row = {"site_id": site.id, "provider": site.provider, "failed_at": now, "call": error.call, "error": str(error)}
+    write_snapshot(lake_dir, site.id, snapshot_id, {"discovery_failures": to_table("discovery_failures", [row], snapshot_id)})

@@ -70,7 +70,8 @@ def entity_glob(lake_dir: Path, entity: str) -> str:
 def to_table(entity: str, records: Iterable[object], snapshot_id: str) -> pa.Table:
     schema = ENTITY_SCHEMAS[entity]
     snapshot_at = snapshot_time(snapshot_id)
-    rows = records_to_rows(records) if entity != "sites" else list(records)  # type: ignore[arg-type]
+    records = list(records)
+    rows = [dict(r) for r in records] if records and isinstance(records[0], dict) else records_to_rows(records)
     for row in rows:
         row["snapshot_id"] = snapshot_id
         row["snapshot_at"] = snapshot_at

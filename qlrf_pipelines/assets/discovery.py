@@ -13,7 +13,8 @@ from dagster import (
     multi_asset,
 )
 
-from qlrf_pipelines.discovery import SiteSnapshot, discover_site
+from qlrf_pipelines.connectors.base import ConnectorError
+from qlrf_pipelines.discovery import SiteSnapshot, discover_site, record_failure
 from qlrf_pipelines.resources.estate import EstateResource
 
 OWNERS = ["team:platform"]
@@ -66,7 +67,14 @@ def build_discovery_assets(site_ids: list[str]):
         description="Discover one site through its connector and land a snapshot in the lake.",
     )
     def site_discovery(context: AssetExecutionContext, estate: EstateResource) -> Iterator[MaterializeResult]:
-        snapshot = discover_site(estate.load_sites(), context.partition_key, estate.paths.lake_dir)
+        sites = estate.load_sites()
+        try:
+            snapshot = discover_site(sites, context.partition_key, estate.paths.lake_dir)
+        except ConnectorError as exc:
+            # The partition fails (the message names the site and the call); the lake keeps the
+            # last good snapshot, now marked stale in the warehouse.
+            record_failure(estate.paths.lake_dir, sites.site(context.partition_key), exc)
+            raise
         context.log.info(
             f"site {snapshot.site_id}: {snapshot.asset_count} assets, {snapshot.image_count} images "
             f"-> snapshot {snapshot.snapshot_id}"

@@ -34,7 +34,7 @@ from qlrf_pipelines.assets.control_export import export_metadata, land_control_s
 from qlrf_pipelines.assets.discovery import LAKE_ENTITIES, lake_asset_key, snapshot_metadata
 from qlrf_pipelines.assets.warehouse import WAREHOUSE_POOL, translator
 from qlrf_pipelines.connectors.base import ConnectorError
-from qlrf_pipelines.discovery import discover_site
+from qlrf_pipelines.discovery import discover_site, record_failure
 from qlrf_pipelines.lake import LakeError
 from qlrf_pipelines.resources.control import ControlStoreResource
 from qlrf_pipelines.resources.dbt import dbt_project
@@ -62,12 +62,21 @@ def plan_discovery(context: OpExecutionContext, estate: EstateResource):
         yield DynamicOutput(site_id, mapping_key=mapping_key(site_id))
 
 
+def _record_failure(context, estate: EstateResource, site_id: str, exc: Exception) -> None:
+    error = exc if isinstance(exc, ConnectorError) else ConnectorError(site_id, "write lake snapshot", str(exc))
+    try:
+        record_failure(estate.paths.lake_dir, estate.load_sites().site(site_id), error)
+    except Exception as record_exc:  # noqa: BLE001 - the failure itself is already logged; never mask it
+        context.log.warning(f"could not record the failure of {site_id} in the lake: {record_exc}")
+
+
 @op(out=Out(SiteOutcome), description="Discover one site and land its lake snapshot.")
 def discover_one_site(context: OpExecutionContext, estate: EstateResource, site_id: str):
     try:
         snapshot = discover_site(estate.load_sites(), site_id, estate.paths.lake_dir)
     except (ConnectorError, LakeError) as exc:
-        context.log.error(f"discovery failed, nothing written for this site: {exc}")
+        context.log.error(f"discovery failed, no snapshot written for this site: {exc}")
+        _record_failure(context, estate, site_id, exc)
         return SiteOutcome(site_id=site_id, ok=False, error=str(exc))
     for entity in LAKE_ENTITIES:
         context.log_event(

@@ -256,10 +256,23 @@ AI_TOOL_INVOCATION_SCHEMA = pa.schema(
     ]
 )
 
+# A site whose discovery failed: kept so the warehouse can mark its last good snapshot stale.
+DISCOVERY_FAILURE_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + [
+        pa.field("site_id", pa.string(), nullable=False),
+        pa.field("provider", pa.string(), nullable=False),
+        pa.field("failed_at", _TS, nullable=False),
+        pa.field("call", pa.string()),
+        pa.field("error", pa.string()),
+    ]
+)
+
 ENTITY_SCHEMAS: dict[str, pa.Schema] = {
     "sites": SITE_SCHEMA,
     "assets": ASSET_SCHEMA,
     "images": IMAGE_SCHEMA,
+    "discovery_failures": DISCOVERY_FAILURE_SCHEMA,
     "ai_tasks": AI_TASK_SCHEMA,
     "ai_task_plans": AI_TASK_PLAN_SCHEMA,
     "ai_tool_invocations": AI_TOOL_INVOCATION_SCHEMA,

@@ -1,5 +1,7 @@
 """drift_sensor and approval_sensor."""
 
+import warnings
+
 from dagster import (
     AssetKey,
     DefaultSensorStatus,
@@ -18,6 +20,10 @@ from qlrf_pipelines.resources.control import ControlStoreResource
 from qlrf_pipelines.resources.estate import EstateResource
 
 DRIFT_ASSET = AssetKey(["drift_items"])
+
+# Dagster's sensor decorators pass a beta parameter internally and warn on every import, in every
+# worker process; the warning is about Dagster's API, not about anything a user can change.
+warnings.filterwarnings("ignore", message=".*Parameter `owners` of initializer `SensorDefinition.*")
 
 
 @asset_sensor(

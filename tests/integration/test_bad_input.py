@@ -58,13 +58,18 @@ def test_malformed_payload_fails_only_its_site(tmp_path, dagster_instance, prepa
     assert "gcp-prod-euw1" not in message
 
     # The failed site wrote nothing and kept its earlier snapshot; the other site landed again.
-    aws_after = {p: p.read_bytes() for p in (home / "lake").rglob("site=aws-stg-euw1/*.parquet")}
-    assert aws_after == aws_before
+    snapshots = [p for p in (home / "lake").rglob("site=aws-stg-euw1/*.parquet") if "discovery_failures" not in p.parts]
+    assert {p: p.read_bytes() for p in snapshots} == aws_before
+    assert len(list((home / "lake" / "raw" / "discovery_failures").rglob("*.parquet"))) == 1
     assert len(list((home / "lake").rglob("site=gcp-prod-euw1/*.parquet"))) == 6
     assert not list((home / "lake").rglob("*.tmp"))
     # The warehouse was still rebuilt: the failed site's last good snapshot stays current.
     counts = dict(sql(home, "SELECT site_id, snapshot_count FROM sites"))
     assert counts == {"aws-stg-euw1": 1, "gcp-prod-euw1": 2}
+    stale = {row[0]: row[1:] for row in sql(home, "SELECT site_id, is_stale, last_failure_call, snapshot_age_hours FROM sites")}
+    assert stale["gcp-prod-euw1"][0] is False
+    assert stale["aws-stg-euw1"][0] is True and "normalize" in stale["aws-stg-euw1"][1]
+    assert stale["aws-stg-euw1"][2] >= 0
     assert sql(home, "SELECT count(*) FROM assets WHERE site_id = 'aws-stg-euw1'") == [(35,)]
     assert sql(home, "SELECT count(*) FROM drift_reports") == [(3,)]
 
