@@ -177,6 +177,28 @@ def sites_validate(path: str | None) -> None:
     click.echo(f"{parsed.path}: {len(parsed.sites)} sites ok")
 
 
+@sites.command("check")
+def sites_check() -> None:
+    """Try each site's credentials with one cheap read; print ok / failed with the reason.
+
+    Sites with a `sample:` payload are checked by reading the file. Exits 1 if any site failed.
+    """
+    from tabulate import tabulate
+
+    from qlrf_pipelines.sites import SitesFileError, load_sites
+    from qlrf_pipelines.site_checks import check_site
+
+    try:
+        parsed = load_sites(settings.sites_file())
+    except SitesFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = [check_site(parsed, site) for site in parsed.sites]
+    click.echo(tabulate([(r.site_id, r.provider, r.status, f"{r.seconds:.2f}", r.detail) for r in rows],
+                        headers=["site", "provider", "status", "seconds", "detail"]))
+    if any(r.status != "ok" for r in rows):
+        raise SystemExit(1)
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
 def dev(dagster_args: tuple[str, ...]) -> None:

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,37 @@ def test_sites_commands(tmp_path):
     bad.write_text("sites:\n  - id: X!\n    provider: aws\n    name: n\n    location: l\n    environment: e\n")
     failed = qlrf(tmp_path, "sites", "validate", str(bad), check=False)
     assert failed.returncode != 0 and str(bad) in failed.stderr and "field id" in failed.stderr
+
+
+def test_sites_check_reports_each_site(tmp_path):
+    import yaml
+
+    from qlrf_pipelines.settings import BUNDLED_SITES_FILE
+
+    bundled = yaml.safe_load(BUNDLED_SITES_FILE.read_text())
+    sites = bundled["sites"][:2]
+    for site in sites:
+        site["sample"] = str(BUNDLED_SITES_FILE.parent / site["sample"])
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "dead",
+        "clusters": [{"name": "dead", "cluster": {"server": "http://127.0.0.1:9"}}],
+        "users": [{"name": "u", "user": {"token": "not-a-real-token"}}],
+        "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "u"}}],
+    }))
+    sites.append({
+        "id": "k8s-unreachable", "provider": "kubernetes", "name": "nobody home", "location": "lab",
+        "environment": "staging", "credentials": {"kubeconfig_env": "QLRF_TEST_KUBECONFIG"},
+        "settings": {"timeout_seconds": 2},
+    })
+    path = tmp_path / "sites.yaml"
+    path.write_text(yaml.safe_dump({"version": 1, "sites": sites}))
+    done = subprocess.run(
+        [str(BIN / "qlrf"), "--home", str(tmp_path), "--sites", str(path), "sites", "check"],
+        capture_output=True, text=True, timeout=120, env=os.environ | {"QLRF_TEST_KUBECONFIG": str(kubeconfig)},
+    )
+    assert done.returncode == 1
+    lines = {line.split()[0]: line for line in done.stdout.splitlines()[2:]}
+    assert " ok " in lines["aws-prod-use1"] and "sample payload" in lines["aws-prod-use1"]
+    assert " failed " in lines["k8s-unreachable"] and "k8s-unreachable" in lines["k8s-unreachable"]
+    assert "not-a-real-token" not in done.stdout + done.stderr
