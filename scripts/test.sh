@@ -12,7 +12,7 @@ export DAGSTER_DISABLE_TELEMETRY=1 DBT_SEND_ANONYMOUS_USAGE_STATS=False DO_NOT_T
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --disable-pip-version-check -q -e .
+"$VENV/bin/python" -m pip install --disable-pip-version-check -q -e ".[test]"
 
 if command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then
   echo "==> starting PostgreSQL"
