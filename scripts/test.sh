@@ -20,5 +20,10 @@ if command -v pg_ctlcluster >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
 
+# govmomi's vCenter simulator for the live vSphere tests: Debian's golang-go and
+# golang-github-vmware-govmomi-dev (installed here if missing), built once and cached by content.
+QLRF_VCSIM_BIN="$(bash tests/emulators/vsphere/build_vcsim.sh)"
+export QLRF_VCSIM_BIN
+
 "$VENV/bin/qlrf" prepare >/dev/null
 exec "$VENV/bin/python" -m pytest "$@"
