@@ -199,6 +199,20 @@ def sites_check() -> None:
         raise SystemExit(1)
 
 
+@main.command()
+@click.option("--provider", type=click.Choice(["aws", "azure", "gcp", "vsphere", "kubernetes"]), help="Only this provider.")
+def permissions(provider: str | None) -> None:
+    """Print the read-only permissions each live connector needs (for least-privilege credentials)."""
+    from qlrf_pipelines.connectors.live import live_module
+
+    for name in [provider] if provider else ["aws", "azure", "gcp", "vsphere", "kubernetes"]:
+        click.echo(f"{name}:")
+        for kind, items in live_module(name).READ_PERMISSIONS.items():
+            click.echo(f"  {kind}:")
+            for item in items:
+                click.echo(f"    - {item}")
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
 def dev(dagster_args: tuple[str, ...]) -> None:

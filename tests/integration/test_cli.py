@@ -107,3 +107,16 @@ def test_sites_check_reports_each_site(tmp_path):
     assert " ok " in lines["aws-prod-use1"] and "sample payload" in lines["aws-prod-use1"]
     assert " failed " in lines["k8s-unreachable"] and "k8s-unreachable" in lines["k8s-unreachable"]
     assert "not-a-real-token" not in done.stdout + done.stderr
+
+
+def test_permissions_match_the_connectors_and_the_readme(tmp_path):
+    from qlrf_pipelines.connectors.live import live_module
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    printed = qlrf(tmp_path, "permissions").stdout
+    for provider in ("aws", "azure", "gcp", "vsphere", "kubernetes"):
+        for kind, items in live_module(provider).READ_PERMISSIONS.items():
+            for item in items:
+                if isinstance(item, str) and kind != "notes":
+                    assert item in printed
+                    assert f"`{item}`" in readme, f"README does not list {provider} {item}"
