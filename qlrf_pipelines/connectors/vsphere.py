@@ -238,7 +238,12 @@ def normalize(payload: Mapping, site: Site, discovered_at: datetime) -> Discover
             )
             continue
 
-        instance_uuid = _str(props, "config.instanceUuid", prop_where, required=True)
+        if not any(key.startswith("config.") for key in props):
+            # An inaccessible or orphaned VM (its files are gone or its host is down) has no
+            # config at all on a real vCenter: keep it, by moref, rather than fail the site.
+            instance_uuid = f"moref-{moref}"
+        else:
+            instance_uuid = _str(props, "config.instanceUuid", prop_where, required=True)
         power_state = _str(props, "runtime.powerState", prop_where)
         host = _str(props, "runtime.host", prop_where)
         cluster = host_cluster.get(host) if host else None

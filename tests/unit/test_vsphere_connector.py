@@ -262,3 +262,15 @@ def test_normalize_does_not_modify_the_payload(payload):
     before = copy.deepcopy(payload)
     vsphere.normalize(payload, SITE, AT)
     assert payload == before
+
+
+def test_an_inaccessible_vm_without_config_is_kept_by_moref():
+    from datetime import datetime, timezone
+
+    from qlrf_pipelines.connectors import vsphere
+    from qlrf_pipelines.sites import Site
+
+    site = Site(id="vc-lab", provider="vsphere", name="lab", location="dc1", environment="production")
+    payload = {"VirtualMachine": [{"obj": "vm-77", "propSet": {"name": "orphan-01", "runtime.powerState": "poweredOff"}}]}
+    (asset,) = vsphere.normalize(payload, site, datetime(2026, 11, 1, tzinfo=timezone.utc)).assets
+    assert (asset.asset_id, asset.name, asset.state) == ("vsphere:vc-lab:moref-vm-77", "orphan-01", "stopped")
