@@ -57,7 +57,12 @@ def build_definitions() -> dg.Definitions:
         schedules=[refresh_estate_schedule()],
         sensors=[drift_sensor, approval_sensor],
         resources={
-            "estate": EstateResource(home=str(home), sites_file=str(sites.path)),
+            "estate": EstateResource(
+                home=str(home),
+                sites_file=str(sites.path),
+                lake_uri=settings.lake_uri(),
+                lake_endpoint_url=settings.lake_endpoint_url(),
+            ),
             "control": ControlStoreResource(
                 home=str(home), url=os.environ.get("QLRF_CONTROL_URL"), rbac_file=default_rbac_file()
             ),

@@ -7,6 +7,10 @@ lock, and nothing is ever overwritten, so history (trends, "the estate on the au
 from here. A site's snapshot is staged as hidden temporary files and published by rename only
 once every entity file of that snapshot is written, so readers (which glob `*.parquet`) never
 see half a snapshot, and a failed site leaves its earlier snapshots as they were.
+
+With a remote lake (QLRF_LAKE_URI, see lake_remote.py) the object store is the source of truth
+and this folder its local mirror: every staged file is uploaded (conditional create) before
+anything is published here, and a failed upload publishes nothing in either place.
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from qlrf_pipelines.models.records import ENTITY_SCHEMAS, records_to_rows
+
+if TYPE_CHECKING:  # boto3 is imported only when a remote lake is configured
+    from qlrf_pipelines.lake_remote import RemoteLake
 
 _SNAPSHOT_ID = re.compile(r"^\d{8}T\d{6}\d{6}Z$")
 
@@ -78,13 +85,25 @@ def to_table(entity: str, records: Iterable[object], snapshot_id: str) -> pa.Tab
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+FROM_SETTINGS = "from-settings"  # write_snapshot's default: the remote lake_remote.remote_for finds
+
+
 def write_snapshot(
     lake_dir: Path,
     site_id: str,
     snapshot_id: str,
     tables: Mapping[str, pa.Table],
+    remote: "RemoteLake | None | str" = FROM_SETTINGS,
 ) -> list[SnapshotFile]:
-    """Publish one site's snapshot: every entity file or none of them; never overwrite."""
+    """Publish one site's snapshot: every entity file or none of them; never overwrite.
+
+    `remote`: the object store to upload to first (None: local only); by default the one set
+    for this lake by EstateResource, else QLRF_LAKE_URI's (lake_remote.remote_for).
+    """
+    if remote == FROM_SETTINGS:
+        from qlrf_pipelines.lake_remote import remote_for
+
+        remote = remote_for(lake_dir)
     staged: list[tuple[Path, Path, str, int]] = []
     token = uuid.uuid4().hex[:8]
     try:
@@ -96,6 +115,11 @@ def write_snapshot(
             temp = final.with_name(f".{final.name}.{token}.tmp")
             pq.write_table(table, temp, compression="zstd")
             staged.append((temp, final, entity, table.num_rows))
+        if remote is not None:
+            from qlrf_pipelines.lake_remote import upload_snapshot
+
+            # The object store is the source of truth: all of it there first, or nothing anywhere.
+            upload_snapshot(remote, site_id, snapshot_id, [(entity, temp) for temp, _f, entity, _r in staged])
         written = []
         for temp, final, entity, rows in staged:
             # os.link fails if the target exists, so a concurrent writer can never be clobbered.

@@ -43,6 +43,7 @@ def build_warehouse_assets(project: DbtProject):
         name="warehouse_models",
     )
     def warehouse_models(context: AssetExecutionContext, dbt: DbtCliResource, estate: EstateResource):
+        estate.sync_lake(context.log)  # a remote lake: every site's snapshots, from any machine
         with estate.dbt_environment():
             yield from dbt.cli(["build"], context=context, target_path=estate.dbt_target_path(context.run_id)).stream()
 

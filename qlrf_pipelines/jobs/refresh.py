@@ -117,6 +117,7 @@ def export_control_store(context: OpExecutionContext, control: ControlStoreResou
 def build_warehouse(context: OpExecutionContext, estate: EstateResource, dbt: DbtCliResource, outcomes):
     if not any(outcome.ok for outcome in outcomes):
         raise Failure("no site was discovered; the warehouse was left as it was")
+    estate.sync_lake(context.log)  # a remote lake: every site's snapshots, from any machine
     project = dbt_project()
     with estate.dbt_environment():
         invocation = dbt.cli(
