@@ -199,6 +199,42 @@ def sites_check() -> None:
         raise SystemExit(1)
 
 
+@main.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--image", "image_ref", help="The image the files belong to (digest, provider image id or reference).")
+def import_files(files: tuple[str, ...], image_ref: str | None) -> None:
+    """Import Trivy / Grype reports, SPDX / CycloneDX SBOMs and SLSA provenance into the lake.
+
+    Each file is detected by content and lands as its own lake snapshot; the same content
+    imported again is a no-op. The warehouse tables (image_vulnerabilities, image_components,
+    image_builds) update at the next warehouse build. Exits 1 if any file was rejected.
+    Alternatively drop files into QLRF_HOME/inbox/: inbox_sensor imports them.
+    """
+    from qlrf_pipelines.supply_chain.landing import land_file
+    from qlrf_pipelines.supply_chain.records import ImportRejected
+
+    lake_dir = settings.paths().lake_dir
+    rejected = 0
+    for name in files:
+        try:
+            landed = land_file(lake_dir, name, image_ref=image_ref)
+        except ImportRejected as exc:
+            rejected += 1
+            click.echo(f"rejected  {exc}", err=True)
+            continue
+        if landed.duplicate:
+            click.echo(f"unchanged {name}: {landed.format}, same content already imported ({landed.import_id[:12]})")
+            continue
+        click.echo(
+            f"imported  {name}: {landed.format} for {landed.image_ref}: {landed.vulnerabilities} vulnerabilities, "
+            f"{landed.components} components, {landed.builds} builds"
+        )
+        for warning in landed.warnings:
+            click.echo(f"          warning: {warning}")
+    if rejected:
+        raise SystemExit(1)
+
+
 @main.command()
 @click.option("--provider", type=click.Choice(["aws", "azure", "gcp", "vsphere", "kubernetes"]), help="Only this provider.")
 def permissions(provider: str | None) -> None:

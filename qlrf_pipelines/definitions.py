@@ -17,12 +17,14 @@ from qlrf_pipelines import settings
 from qlrf_pipelines.assets.control_export import control_store_export
 from qlrf_pipelines.assets.discovery import build_discovery_assets
 from qlrf_pipelines.assets.warehouse import build_warehouse_assets
+from qlrf_pipelines.jobs.imports import import_supply_chain_job
 from qlrf_pipelines.jobs.refresh import refresh_estate_job
 from qlrf_pipelines.jobs.remediation import execute_remediation_job, plan_remediation_job
 from qlrf_pipelines.jobs.schedules import refresh_estate_schedule
 from qlrf_pipelines.resources.dbt import ensure_manifest
 from qlrf_pipelines.resources.control import ControlStoreResource, default_rbac_file
 from qlrf_pipelines.resources.estate import EstateResource
+from qlrf_pipelines.sensors.inbox import inbox_sensor
 from qlrf_pipelines.sensors.remediation import approval_sensor, drift_sensor
 from qlrf_pipelines.sites import load_sites
 
@@ -53,9 +55,10 @@ def build_definitions() -> dg.Definitions:
     home = settings.qlrf_home()
     return dg.Definitions(
         assets=[site_discovery, control_store_export, warehouse_models],
-        jobs=[refresh_estate_job, discover_sites_job, build_warehouse_job, plan_remediation_job, execute_remediation_job],
+        jobs=[refresh_estate_job, discover_sites_job, build_warehouse_job, plan_remediation_job, execute_remediation_job,
+              import_supply_chain_job],
         schedules=[refresh_estate_schedule()],
-        sensors=[drift_sensor, approval_sensor],
+        sensors=[drift_sensor, approval_sensor, inbox_sensor],
         resources={
             "estate": EstateResource(
                 home=str(home),

@@ -268,11 +268,88 @@ DISCOVERY_FAILURE_SCHEMA = pa.schema(
     ]
 )
 
+# Supply-chain imports (scanner reports, SBOMs, provenance), one lake snapshot per imported file
+# under site "supply-chain"; import_id is the file's content SHA-256.
+_IMPORT_FIELDS = [
+    pa.field("import_id", pa.string(), nullable=False),
+    pa.field("image_ref", pa.string(), nullable=False),
+    pa.field("imported_at", _TS, nullable=False),
+]
+IMAGE_VULNERABILITY_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + _IMPORT_FIELDS
+    + [
+        pa.field("vulnerability_id", pa.string(), nullable=False),
+        pa.field("severity", pa.string()),
+        pa.field("package_name", pa.string()),
+        pa.field("package_type", pa.string()),
+        pa.field("installed_version", pa.string()),
+        pa.field("fixed_version", pa.string()),
+        pa.field("fix_state", pa.string()),
+        pa.field("purl", pa.string()),
+        pa.field("title", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("source_version", pa.string()),
+        pa.field("target", pa.string()),
+    ]
+)
+IMAGE_COMPONENT_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + _IMPORT_FIELDS
+    + [
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("version", pa.string()),
+        pa.field("purl", pa.string()),
+        pa.field("licenses", pa.list_(pa.string())),
+        pa.field("supplier", pa.string()),
+        pa.field("component_type", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("document_name", pa.string()),
+    ]
+)
+IMAGE_BUILD_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + _IMPORT_FIELDS
+    + [
+        pa.field("builder_id", pa.string()),
+        pa.field("build_type", pa.string()),
+        pa.field("source_repo", pa.string()),
+        pa.field("source_ref", pa.string()),
+        pa.field("source_commit", pa.string()),
+        pa.field("materials_json", pa.string()),
+        pa.field("invocation_id", pa.string()),
+        pa.field("started_on", _TS),
+        pa.field("finished_on", _TS),
+        pa.field("predicate_type", pa.string()),
+        pa.field("subject_name", pa.string()),
+        pa.field("subject_digest", pa.string()),
+    ]
+)
+SUPPLY_CHAIN_IMPORT_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + _IMPORT_FIELDS
+    + [
+        pa.field("filename", pa.string()),
+        pa.field("format", pa.string(), nullable=False),
+        pa.field("format_version", pa.string()),
+        pa.field("image_aliases", pa.list_(pa.string())),
+        pa.field("envelope", pa.string()),
+        pa.field("vulnerability_count", pa.int64()),
+        pa.field("component_count", pa.int64()),
+        pa.field("build_count", pa.int64()),
+        pa.field("warnings", pa.list_(pa.string())),
+    ]
+)
+
 ENTITY_SCHEMAS: dict[str, pa.Schema] = {
     "sites": SITE_SCHEMA,
     "assets": ASSET_SCHEMA,
     "images": IMAGE_SCHEMA,
     "discovery_failures": DISCOVERY_FAILURE_SCHEMA,
+    "image_vulnerabilities": IMAGE_VULNERABILITY_SCHEMA,
+    "image_components": IMAGE_COMPONENT_SCHEMA,
+    "image_builds": IMAGE_BUILD_SCHEMA,
+    "supply_chain_imports": SUPPLY_CHAIN_IMPORT_SCHEMA,
     "ai_tasks": AI_TASK_SCHEMA,
     "ai_task_plans": AI_TASK_PLAN_SCHEMA,
     "ai_tool_invocations": AI_TOOL_INVOCATION_SCHEMA,
