@@ -17,7 +17,7 @@ from qlrf_pipelines import settings
 from qlrf_pipelines.assets.control_export import control_store_export
 from qlrf_pipelines.assets.discovery import build_discovery_assets
 from qlrf_pipelines.assets.warehouse import build_warehouse_assets
-from qlrf_pipelines.jobs.imports import import_supply_chain_job
+from qlrf_pipelines.jobs.imports import IMPORTED_LAKE_ASSETS, import_supply_chain_job
 from qlrf_pipelines.jobs.refresh import refresh_estate_job
 from qlrf_pipelines.jobs.remediation import execute_remediation_job, plan_remediation_job
 from qlrf_pipelines.jobs.schedules import refresh_estate_schedule
@@ -54,7 +54,7 @@ def build_definitions() -> dg.Definitions:
     )
     home = settings.qlrf_home()
     return dg.Definitions(
-        assets=[site_discovery, control_store_export, warehouse_models],
+        assets=[site_discovery, control_store_export, warehouse_models, *IMPORTED_LAKE_ASSETS],
         jobs=[refresh_estate_job, discover_sites_job, build_warehouse_job, plan_remediation_job, execute_remediation_job,
               import_supply_chain_job],
         schedules=[refresh_estate_schedule()],

@@ -7,13 +7,25 @@ inbox/rejected/ beside a `.error` file that says why; a rejected file fails its 
 import shutil
 from pathlib import Path
 
-from dagster import AssetMaterialization, AssetKey, Config, Failure, MetadataValue, OpExecutionContext, in_process_executor, job, op
+from dagster import AssetKey, AssetMaterialization, AssetSpec, Config, Failure, MetadataValue, OpExecutionContext, in_process_executor, job, op
 
 from qlrf_pipelines.resources.estate import EstateResource
 from qlrf_pipelines.supply_chain.landing import land_file
 from qlrf_pipelines.supply_chain.records import ImportRejected
 
 IMPORTED_ENTITIES = ("image_vulnerabilities", "image_components", "image_builds", "supply_chain_imports")
+
+# The lake files imports write, as assets of the graph (materialized by import_supply_chain_job).
+IMPORTED_LAKE_ASSETS = [
+    AssetSpec(
+        AssetKey(["lake", f"raw_{entity}"]),
+        group_name="images",
+        owners=["team:platform"],
+        kinds={"parquet"},
+        description=f"Imported {entity.replace('_', ' ')}: one lake snapshot per imported file (site=supply-chain).",
+    )
+    for entity in IMPORTED_ENTITIES
+]
 
 
 def inbox_dir(home: Path) -> Path:
