@@ -161,3 +161,21 @@ def test_run_reports_materializations_and_checks(sample_runs):
     assert {"lake/raw_assets", "lake/raw_images", "lake/raw_sites", "drift_items", "assets", "golden_images"} <= materialized
     checks = [e for e in result.all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
     assert checks and all(e.event_specific_data.passed for e in checks)
+
+
+def test_image_tags_and_deployment_summary(sample_runs):
+    tags = dict(sql(
+        sample_runs.home,
+        "SELECT key, count(*) FROM image_tags WHERE key IN ('qlrf:family', 'qlrf:version', 'qlrf:status') GROUP BY key",
+    ))
+    assert tags and len(set(tags.values())) == 1, tags
+    summary = dict(sql(
+        sample_runs.home,
+        "SELECT image_id, assets FROM v_image_deployment_summary WHERE family = 'ubuntu-22.04-base'",
+    ))
+    assert set(summary) == {f"ubuntu-22.04-base@{v}" for v in ("1.0.0", "1.1.0", "1.2.0", "1.3.0", "1.4.0")}
+    on_ubuntu = sql(
+        sample_runs.home,
+        "SELECT count(*) FROM assets WHERE image_family = 'ubuntu-22.04-base' AND state <> 'terminated'",
+    )[0][0]
+    assert sum(summary.values()) == on_ubuntu > 0
