@@ -85,12 +85,7 @@ def estate(tmp_path_factory) -> Estate:
         tasks, files = fill_store(store, lake.lake_dir)
         hashes = {(p.task_id, p.version): p.plan_hash for t in tasks.values() for p in store.plan_history(t)}
     warehouse = tmp / "warehouse.duckdb"
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("QLRF_LAKE_DIR", str(lake.lake_dir))
-        env.setenv("QLRF_WAREHOUSE_PATH", str(warehouse))
-        env.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
-        env.setenv("DO_NOT_TRACK", "1")
-        run_dbt_build(tmp)
+    run_dbt_build(tmp, lake.lake_dir, warehouse)
     return Estate(tmp, lake.lake_dir, warehouse, tasks, hashes, files)
 
 
@@ -100,12 +95,7 @@ def empty_warehouse(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("qlrf-no-control")
     lake = build_tiny_lake(tmp / "lake")
     warehouse = tmp / "warehouse.duckdb"
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("QLRF_LAKE_DIR", str(lake.lake_dir))
-        env.setenv("QLRF_WAREHOUSE_PATH", str(warehouse))
-        env.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
-        env.setenv("DO_NOT_TRACK", "1")
-        run_dbt_build(tmp)
+    run_dbt_build(tmp, lake.lake_dir, warehouse)
     assert not (lake.lake_dir / "raw" / "ai_tasks").exists()
     return warehouse
 

@@ -49,8 +49,18 @@ class Warehouse:
     node_current_ami: str
 
 
-def run_dbt_build(tmp: Path) -> object:
-    """`dbt build` in-process with this repository's project and profile; no network."""
+def run_dbt_build(tmp: Path, lake_dir: Path, warehouse: Path) -> object:
+    """`dbt build` in-process with this repository's project and profile over `lake_dir` into
+    `warehouse`; no network."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("QLRF_LAKE_DIR", str(lake_dir))
+        env.setenv("QLRF_WAREHOUSE_PATH", str(warehouse))
+        env.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
+        env.setenv("DO_NOT_TRACK", "1")
+        return _invoke_dbt_build(tmp)
+
+
+def _invoke_dbt_build(tmp: Path) -> object:
     from dbt.cli.main import dbtRunner
 
     result = dbtRunner().invoke(
@@ -96,12 +106,7 @@ def warehouse(tmp_path_factory) -> Warehouse:
     tmp = tmp_path_factory.mktemp("qlrf-dbt")
     lake = build_tiny_lake(tmp / "lake")
     live = tmp / "warehouse.duckdb"
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("QLRF_LAKE_DIR", str(lake.lake_dir))
-        env.setenv("QLRF_WAREHOUSE_PATH", str(live))
-        env.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
-        env.setenv("DO_NOT_TRACK", "1")
-        result = run_dbt_build(tmp)
+    result = run_dbt_build(tmp, lake.lake_dir, live)
     unit_tests = [r for r in result.result if r.node.resource_type == "unit_test"]
     assert len(unit_tests) >= 4, "the drift and catalog unit tests ran"
     first = tmp / "first-build.duckdb"
@@ -293,12 +298,7 @@ def test_drift_reports_one_row_per_site_snapshot(warehouse):
 def test_second_snapshot_adds_reports_and_keeps_earlier_rows(warehouse):
     before = rows(warehouse.first_build, "SELECT * FROM drift_reports ORDER BY site_id, snapshot_id")
     write_second_staging_snapshot(warehouse.lake_dir)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("QLRF_LAKE_DIR", str(warehouse.lake_dir))
-        env.setenv("QLRF_WAREHOUSE_PATH", str(warehouse.live_path))
-        env.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
-        env.setenv("DO_NOT_TRACK", "1")
-        run_dbt_build(warehouse.tmp)
+    run_dbt_build(warehouse.tmp, warehouse.lake_dir, warehouse.live_path)
 
     after = rows(warehouse.live_path, "SELECT * FROM drift_reports ORDER BY site_id, snapshot_id")
     assert len(after) == len(before) + 1

@@ -74,12 +74,7 @@ def trivy_rescan(tmp: Path) -> Path:
 
 
 def build(tmp: Path, lake_dir: Path, warehouse: Path) -> None:
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("QLRF_LAKE_DIR", str(lake_dir))
-        env.setenv("QLRF_WAREHOUSE_PATH", str(warehouse))
-        env.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
-        env.setenv("DO_NOT_TRACK", "1")
-        run_dbt_build(tmp)
+    run_dbt_build(tmp, lake_dir, warehouse)
 
 
 @dataclass
