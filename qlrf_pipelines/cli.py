@@ -200,18 +200,32 @@ def sites_check() -> None:
 
 
 @main.command("import")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @click.option("--image", "image_ref", help="The image the files belong to (digest, provider image id or reference).")
-def import_files(files: tuple[str, ...], image_ref: str | None) -> None:
+@click.option("--sample", is_flag=True, help="Import the bundled sample files (scans, SBOMs and provenance).")
+def import_files(files: tuple[str, ...], image_ref: str | None, sample: bool) -> None:
     """Import Trivy / Grype reports, SPDX / CycloneDX SBOMs and SLSA provenance into the lake.
 
     Each file is detected by content and lands as its own lake snapshot; the same content
     imported again is a no-op. The warehouse tables (image_vulnerabilities, image_components,
     image_builds) update at the next warehouse build. Exits 1 if any file was rejected.
     Alternatively drop files into QLRF_HOME/inbox/: inbox_sensor imports them.
+    `--sample` (instead of FILES) imports the files bundled with the sample estate.
     """
     from qlrf_pipelines.supply_chain.landing import land_file
     from qlrf_pipelines.supply_chain.records import ImportRejected
+
+    if sample and files:
+        raise click.UsageError("give FILES or --sample, not both")
+    if sample:
+        if image_ref:
+            raise click.UsageError("--image does not apply to --sample: the sample files name their images")
+        sample_dir = settings.BUNDLED_SITES_FILE.parent / "supply_chain"
+        files = tuple(str(path) for path in sorted(sample_dir.glob("*.json")))
+        if not files:
+            raise click.ClickException(f"no sample files in {sample_dir}")
+    elif not files:
+        raise click.UsageError("give one or more FILES, or --sample")
 
     lake_dir = settings.paths().lake_dir
     rejected = 0
@@ -264,11 +278,14 @@ def dev(dagster_args: tuple[str, ...]) -> None:
     os.execvp(command[0], command)
 
 
+from qlrf_pipelines.cli_images import blast_radius, images  # noqa: E402
 from qlrf_pipelines.cli_tasks import audit, tasks, tick  # noqa: E402
 
 main.add_command(tasks)
 main.add_command(audit)
 main.add_command(tick)
+main.add_command(images)
+main.add_command(blast_radius)
 
 
 if __name__ == "__main__":

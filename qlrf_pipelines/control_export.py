@@ -2,7 +2,7 @@
 
 The control store (SQLite or PostgreSQL) holds human decisions and workflow state; the warehouse
 is rebuilt from the lake only. So each export lands one full snapshot of `ai_tasks`,
-`ai_task_plans` and `ai_tool_invocations` under site id "control", through the same writer
+`ai_task_plans`, `ai_tool_invocations`, `image_lineage_links` and `image_promotions` under site id "control", through the same writer
 discovery uses (`raw/<entity>/site=control/snapshot=<id>.parquet`, never overwritten), and dbt
 reads the latest one. All three files are written even when empty, so every dbt source always
 has a file once the first export ran.
@@ -35,6 +35,10 @@ CONTROL_ENTITIES: dict[str, str] = {
     "one row per version per control snapshot.",
     "ai_tool_invocations": "Every tool call a planner made while building a plan (arguments, result size, "
     "duration), one row per call per control snapshot.",
+    "image_lineage_links": "Image lineage people registered with `qlrf images link` (child, parent, relation, "
+    "who, why), one row per link per control snapshot.",
+    "image_promotions": "Every golden image status change made with `qlrf images promote`, cascaded revokes "
+    "included, one row per promotion per control snapshot.",
 }
 
 

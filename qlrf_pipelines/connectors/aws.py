@@ -44,6 +44,8 @@ Mapping
   ThreadsPerCore, network the VPC id, region the payload region, zone the availability zone.
 * Every image is an ImageRecord keyed by AMI id; the tags `qlrf:family`, `qlrf:version` and
   `qlrf:status` make it a golden image (a status outside IMAGE_STATUSES is dropped).
+  `qlrf:parent-image` (or Packer's `source_ami` / `SourceAMI`) and `qlrf:parent-relation` name
+  the image it was built from (see base.image_parent).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from qlrf_pipelines.connectors.base import (
     gc_paused,
     get_mapping,
     get_str,
+    image_parent,
     image_status,
     parse_timestamp,
     require_list,
@@ -188,6 +191,7 @@ def _image(image: Any, where: str, region: str, site: Site, discovered_at: datet
     tags = _tags(image, where)
     version = tags.get(VERSION_TAG) or None
     platform_details = get_str(image, "PlatformDetails", where)
+    parent_image, parent_relation = image_parent(tags)
     return ImageRecord(
         provider_image_id=image_id,
         site_id=site.id,
@@ -203,6 +207,8 @@ def _image(image: Any, where: str, region: str, site: Site, discovered_at: datet
         os=platform_details,
         created_at=parse_timestamp(image.get("CreationDate"), f"{where}.CreationDate"),
         tags=tags_from_mapping(tags),
+        parent_image=parent_image,
+        parent_relation=parent_relation,
     )
 
 

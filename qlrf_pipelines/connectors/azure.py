@@ -66,6 +66,8 @@ Mapping
   status from `qlrf:status`, created_at the published date.
 * Managed images are ImageRecords keyed by their id in lower case; family / version / status
   from the tags, created_at from the tag `qlrf:created` when present.
+* On both, the tags `qlrf:parent-image` (or Image Builder's `source_image`) and
+  `qlrf:parent-relation` name the image it was built from (see base.image_parent).
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ from qlrf_pipelines.connectors.base import (
     get_optional_mapping,
     get_str,
     get_str_map,
+    image_parent,
     image_status,
     last_segment,
     parse_timestamp,
@@ -351,6 +354,7 @@ def _gallery_version(
     version_text = tags.get(VERSION_TAG) or name
     gallery, definition_name = _gallery_parts(resource_id) or (None, None)
     published = publishing.get("publishedDate")
+    parent_image, parent_relation = image_parent(tags)
     return ImageRecord(
         provider_image_id=resource_id.lower(),
         site_id=site.id,
@@ -366,6 +370,8 @@ def _gallery_version(
         os=os_type,
         created_at=parse_timestamp(published, f"{where}.properties.publishingProfile.publishedDate"),
         tags=tags_from_mapping(tags),
+        parent_image=parent_image,
+        parent_relation=parent_relation,
     )
 
 
@@ -380,6 +386,7 @@ def _managed_image(image: Mapping, where: str, site: Site, discovered_at: dateti
         f"{where}.properties.storageProfile.osDisk",
     )
     version = tags.get(VERSION_TAG) or None
+    parent_image, parent_relation = image_parent(tags)
     return ImageRecord(
         provider_image_id=resource_id.lower(),
         site_id=site.id,
@@ -395,6 +402,8 @@ def _managed_image(image: Mapping, where: str, site: Site, discovered_at: dateti
         os=os_type,
         created_at=parse_timestamp(tags.get(CREATED_TAG), f"{where}.tags.{CREATED_TAG}"),
         tags=tags_from_mapping(tags),
+        parent_image=parent_image,
+        parent_relation=parent_relation,
     )
 
 

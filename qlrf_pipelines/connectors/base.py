@@ -16,7 +16,16 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any, Iterator, Mapping
 
-from qlrf_pipelines.models.records import IMAGE_STATUSES, STATUS_TAG, Tag
+from qlrf_pipelines.models.records import (
+    IMAGE_STATUSES,
+    LINEAGE_RELATIONS,
+    PARENT_FAMILY_TAG,
+    PARENT_IMAGE_TAG,
+    PARENT_RELATION_TAG,
+    PARENT_VERSION_TAG,
+    STATUS_TAG,
+    Tag,
+)
 
 EMPTY: Mapping = MappingProxyType({})
 """The shared (read-only) empty object returned for an absent optional object."""
@@ -176,6 +185,48 @@ def image_status(tags: Mapping[str, str]) -> str | None:
         return None
     status = status.strip().lower()
     return status if status in IMAGE_STATUSES else None
+
+
+# Keys image builders already write that name the image a build started from: Packer's
+# conventional `source_ami` / `SourceAMI` tags, Azure VM Image Builder's `source_image`, and the
+# OCI annotation for a container image's base. The qlrf keys come first and win.
+PARENT_IMAGE_KEYS = (
+    PARENT_IMAGE_TAG,
+    "qlrf.parent-image",
+    "parent_image",
+    "source_ami",
+    "SourceAMI",
+    "source_image",
+    "org.opencontainers.image.base.name",
+)
+PARENT_FAMILY_KEYS = (PARENT_FAMILY_TAG, "qlrf.parent-family")
+PARENT_VERSION_KEYS = (PARENT_VERSION_TAG, "qlrf.parent-version")
+PARENT_RELATION_KEYS = (PARENT_RELATION_TAG, "qlrf.parent-relation")
+
+
+def image_parent(tags: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(parent image, relation) named by an image's tags, or (None, None).
+
+    The parent is a golden image id `family@version` when the tags give a parent family and
+    version, else the first parent-image tag's value as written (a golden image id or a provider
+    image id; the warehouse resolves it). An unknown or missing relation reads as derived_from,
+    the weakest claim, rather than dropping the link.
+    """
+    family = _first(tags, PARENT_FAMILY_KEYS)
+    version = _first(tags, PARENT_VERSION_KEYS)
+    parent = f"{family}@{version}" if family and version else _first(tags, PARENT_IMAGE_KEYS)
+    if not parent:
+        return None, None
+    relation = (_first(tags, PARENT_RELATION_KEYS) or "").strip().lower().replace("-", "_")
+    return parent, relation if relation in LINEAGE_RELATIONS else "derived_from"
+
+
+def _first(tags: Mapping[str, str], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = tags.get(key)
+        if value is not None and str(value).strip():
+            return str(value).strip()
+    return None
 
 
 # One encoder built once: json.dumps with non-default options builds a new one per call.

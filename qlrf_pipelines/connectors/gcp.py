@@ -41,7 +41,9 @@ Only `instances.aggregatedList` is required.
 GCP label values may hold only lowercase letters, digits, '-' and '_', and image family names
 cannot hold '.', so the labels `qlrf-version` and `qlrf-family` write '.' as '_' ("1_3_0",
 "ubuntu-22_04-base") and are read back with '_' as '.'; values that already contain '.' are
-taken as they are.
+taken as they are. The lineage labels `qlrf-parent-family` / `qlrf-parent-version` are read the
+same way; `qlrf-parent-relation` is read as written (its values, e.g. "patched_from", hold '_'
+legitimately).
 
 Mapping
 -------
@@ -52,7 +54,9 @@ Mapping
 * Images are ImageRecords keyed by `projects/<project>/global/images/<name>`: family from the
   label `qlrf-family` else the `family` field, version from `qlrf-version`, status from
   `qlrf-status`, overridden by `deprecated.state` (DEPRECATED -> deprecated unless already
-  revoked, OBSOLETE / DELETED -> revoked). Images are global: region is empty.
+  revoked, OBSOLETE / DELETED -> revoked). Images are global: region is empty. The labels
+  `qlrf-parent-family` + `qlrf-parent-version` (+ `qlrf-parent-relation`) name the golden image
+  it was built from as parent_image `family@version` (see base.image_parent).
 """
 
 from __future__ import annotations
@@ -73,14 +77,21 @@ from qlrf_pipelines.connectors.base import (
     get_mapping,
     get_str,
     get_str_map,
+    image_parent,
     last_segment,
     parse_timestamp,
 )
 from qlrf_pipelines.models.records import (
     GCP_FAMILY_LABEL,
+    GCP_PARENT_FAMILY_LABEL,
+    GCP_PARENT_RELATION_LABEL,
+    GCP_PARENT_VERSION_LABEL,
     GCP_STATUS_LABEL,
     GCP_VERSION_LABEL,
     IMAGE_STATUSES,
+    PARENT_FAMILY_TAG,
+    PARENT_RELATION_TAG,
+    PARENT_VERSION_TAG,
     AssetRecord,
     Discovery,
     ImageRecord,
@@ -122,6 +133,20 @@ def _label_value(value: str | None) -> str | None:
     if not value:
         return None
     return value if "." in value else value.replace("_", ".")
+
+
+def _parent(labels: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(parent image, relation) from the lineage labels: family and version decoded like
+    qlrf-family / qlrf-version, the relation as written."""
+    family = _label_value(labels.get(GCP_PARENT_FAMILY_LABEL))
+    version = _label_value(labels.get(GCP_PARENT_VERSION_LABEL))
+    if not family and not version:
+        return None, None
+    lineage = {PARENT_FAMILY_TAG: family or "", PARENT_VERSION_TAG: version or ""}
+    relation = labels.get(GCP_PARENT_RELATION_LABEL)
+    if relation:
+        lineage[PARENT_RELATION_TAG] = relation
+    return image_parent(lineage)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -213,6 +238,7 @@ def _image(image: Mapping, where: str, site: Site, discovered_at: datetime, os_f
     labels = get_str_map(image, "labels", where, "label")
     version = _label_value(labels.get(GCP_VERSION_LABEL))
     platform, os = os_facts(image)
+    parent_image, parent_relation = _parent(labels)
     return ImageRecord(
         provider_image_id=path,
         site_id=site.id,
@@ -228,6 +254,8 @@ def _image(image: Mapping, where: str, site: Site, discovered_at: datetime, os_f
         os=os,
         created_at=_utc(parse_timestamp(image.get("creationTimestamp"), f"{where}.creationTimestamp")),
         tags=tags_from_mapping(labels),
+        parent_image=parent_image,
+        parent_relation=parent_relation,
     )
 
 

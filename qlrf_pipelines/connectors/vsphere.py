@@ -33,7 +33,9 @@ Only `VirtualMachine` is required; the other lists resolve morefs to names and m
 Mapping
 -------
 * Templates (`config.template` true) are ImageRecords keyed by template name; the custom
-  attributes `qlrf.family`, `qlrf.version`, `qlrf.status` make a template a golden image.
+  attributes `qlrf.family`, `qlrf.version`, `qlrf.status` make a template a golden image;
+  `qlrf.parent-image` (or `qlrf.parent-family` + `qlrf.parent-version`) and
+  `qlrf.parent-relation` name the template it was built from (see base.image_parent).
 * Other VMs are AssetRecords of kind "vm"; the custom attribute `qlrf.source-template` names
   the template a VM was cloned from and becomes `image_ref`. All custom attributes (names
   resolved through `customFieldDefs`) become tags.
@@ -50,6 +52,7 @@ from qlrf_pipelines.connectors.base import (
     compact_json,
     gc_paused,
     get_mapping,
+    image_parent,
     parse_timestamp,
     require,
 )
@@ -218,6 +221,7 @@ def normalize(payload: Mapping, site: Site, discovered_at: datetime) -> Discover
         if is_template:
             version = attributes.get(VERSION_ATTRIBUTE) or None
             status = (attributes.get(STATUS_ATTRIBUTE) or "").strip().lower()
+            parent_image, parent_relation = image_parent(attributes)
             images.append(
                 ImageRecord(
                     provider_image_id=name,
@@ -234,6 +238,8 @@ def normalize(payload: Mapping, site: Site, discovered_at: datetime) -> Discover
                     os=guest_name,
                     created_at=created,
                     tags=tags_from_mapping(attributes),
+                    parent_image=parent_image,
+                    parent_relation=parent_relation,
                 )
             )
             continue

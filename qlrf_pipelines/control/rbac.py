@@ -27,6 +27,8 @@ class Permission(StrEnum):
     EXECUTE_AI_TASKS = "EXECUTE_AI_TASKS"
     TRIGGER_DRILL = "TRIGGER_DRILL"
     VIEW_AUDIT_LOGS = "VIEW_AUDIT_LOGS"
+    PROMOTE_IMAGES = "PROMOTE_IMAGES"
+    MANAGE_IMAGE_LINEAGE = "MANAGE_IMAGE_LINEAGE"
 
 
 PERMISSIONS: frozenset[str] = frozenset(p.value for p in Permission)

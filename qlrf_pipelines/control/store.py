@@ -588,6 +588,9 @@ class ControlStore:
 
     def export_rows(self) -> dict[str, list[dict[str, Any]]]:
         """JSON-able rows for the lake, and so the warehouse: ai_tasks (current status and plan hash),
-        ai_task_plans (every version, with plan_json) and ai_tool_invocations. Timestamps are ISO text."""
+        ai_task_plans (every version, with plan_json), ai_tool_invocations, image_lineage_links and
+        image_promotions. Timestamps are ISO text."""
+        from qlrf_pipelines.control import image_registry
+
         with self._read() as conn:
-            return queries.export_rows(conn)
+            return queries.export_rows(conn) | image_registry.export_rows(conn)

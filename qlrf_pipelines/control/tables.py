@@ -181,3 +181,36 @@ audit_chain_head = Table(
     Column("last_seq", Integer, nullable=False),
     Column("last_hash", String(64), nullable=False),
 )
+
+RELATIONS: tuple[str, ...] = ("derived_from", "patched_from", "rebuilt_from")
+IMAGE_STATUSES: tuple[str, ...] = ("testing", "production", "deprecated", "revoked")
+
+# Lineage a person registered (`qlrf images link`); lineage read from image tags at discovery lives
+# in the lake. One row per (child, parent): linking again with another relation replaces it.
+image_lineage_links = Table(
+    "image_lineage_links",
+    metadata,
+    Column("child_image_id", String(500), primary_key=True),
+    Column("parent_image_id", String(500), primary_key=True),
+    Column("relation", String(32), nullable=False),
+    Column("linked_by", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("linked_at", UtcDateTime, nullable=False),
+    CheckConstraint(_in("relation", RELATIONS), name="relation"),
+)
+
+# Every status change of a golden image, in order; the newest per image is its status, overriding
+# the status its provider tags carry. A cascaded revoke points at the promotion that caused it.
+image_promotions = Table(
+    "image_promotions",
+    metadata,
+    Column("promotion_id", Integer, primary_key=True, autoincrement=True),
+    Column("image_id", String(500), nullable=False, index=True),
+    Column("from_status", String(32), nullable=True),
+    Column("to_status", String(32), nullable=False),
+    Column("promoted_by", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("promoted_at", UtcDateTime, nullable=False),
+    Column("cascade_from", Integer, ForeignKey("image_promotions.promotion_id"), nullable=True),
+    CheckConstraint(_in("to_status", IMAGE_STATUSES), name="to_status"),
+)

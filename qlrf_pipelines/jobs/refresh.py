@@ -32,7 +32,7 @@ from dagster_dbt import DbtCliResource
 
 from qlrf_pipelines.assets.control_export import export_metadata, land_control_snapshot
 from qlrf_pipelines.assets.discovery import LAKE_ENTITIES, lake_asset_key, snapshot_metadata
-from qlrf_pipelines.assets.warehouse import WAREHOUSE_POOL, translator
+from qlrf_pipelines.assets.warehouse import WAREHOUSE_POOL, translator, with_lineage_tree
 from qlrf_pipelines.connectors.base import ConnectorError
 from qlrf_pipelines.discovery import discover_site, record_failure
 from qlrf_pipelines.lake import LakeError
@@ -129,7 +129,7 @@ def build_warehouse(context: OpExecutionContext, estate: EstateResource, dbt: Db
         )
         # In an op, dagster-dbt yields materializations, observations and check evaluations
         # for the dbt assets, so the asset graph shows this run's results.
-        yield from invocation.stream()
+        yield from with_lineage_tree(invocation.stream(), estate.paths.lake_dir, context.log)
     yield Output(outcomes)
 
 

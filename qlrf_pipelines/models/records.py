@@ -24,6 +24,18 @@ GCP_STATUS_LABEL = "qlrf-status"
 GCP_FAMILY_LABEL = "qlrf-family"
 IMAGE_STATUSES = ("testing", "production", "deprecated", "revoked")
 
+# Lineage: an image names the image it was built from. The parent is a golden image id
+# ("ubuntu-22.04-base@1.2.0"), a provider image id, or (GCP, whose label values cannot hold '@'
+# or '.') a parent family + version pair; the relation is one of LINEAGE_RELATIONS.
+PARENT_IMAGE_TAG = "qlrf:parent-image"
+PARENT_FAMILY_TAG = "qlrf:parent-family"
+PARENT_VERSION_TAG = "qlrf:parent-version"
+PARENT_RELATION_TAG = "qlrf:parent-relation"
+GCP_PARENT_FAMILY_LABEL = "qlrf-parent-family"
+GCP_PARENT_VERSION_LABEL = "qlrf-parent-version"
+GCP_PARENT_RELATION_LABEL = "qlrf-parent-relation"
+LINEAGE_RELATIONS = ("derived_from", "patched_from", "rebuilt_from")
+
 ASSET_KINDS = ("vm", "node", "workload", "container")
 ASSET_STATES = ("running", "stopped", "pending", "terminated", "degraded", "unknown")
 
@@ -93,6 +105,8 @@ class ImageRecord:
     os: str | None = None
     created_at: datetime | None = None
     tags: list[Tag] = field(default_factory=list)
+    parent_image: str | None = None  # the image this one was built from, as its tags name it
+    parent_relation: str | None = None  # one of LINEAGE_RELATIONS when parent_image is set
 
 
 @dataclass(slots=True)
@@ -175,6 +189,8 @@ IMAGE_SCHEMA = pa.schema(
         pa.field("os", pa.string()),
         pa.field("created_at", _TS),
         pa.field("tags", _TAG_TYPE),
+        pa.field("parent_image", pa.string()),
+        pa.field("parent_relation", pa.string()),
     ]
 )
 
@@ -253,6 +269,34 @@ AI_TOOL_INVOCATION_SCHEMA = pa.schema(
         pa.field("duration_ms", pa.int64(), nullable=False),
         pa.field("step", pa.int32(), nullable=False),
         pa.field("invoked_at", _TS, nullable=False),
+    ]
+)
+
+# Image lineage people registered (`qlrf images link`), as exported from the control store.
+IMAGE_LINEAGE_LINK_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + [
+        pa.field("child_image_id", pa.string(), nullable=False),
+        pa.field("parent_image_id", pa.string(), nullable=False),
+        pa.field("relation", pa.string(), nullable=False),
+        pa.field("linked_by", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("linked_at", _TS, nullable=False),
+    ]
+)
+
+# Every golden image status change (`qlrf images promote`), as exported from the control store.
+IMAGE_PROMOTION_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + [
+        pa.field("promotion_id", pa.int64(), nullable=False),
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("from_status", pa.string()),
+        pa.field("to_status", pa.string(), nullable=False),
+        pa.field("promoted_by", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("promoted_at", _TS, nullable=False),
+        pa.field("cascade_from", pa.int64()),
     ]
 )
 
@@ -353,6 +397,8 @@ ENTITY_SCHEMAS: dict[str, pa.Schema] = {
     "ai_tasks": AI_TASK_SCHEMA,
     "ai_task_plans": AI_TASK_PLAN_SCHEMA,
     "ai_tool_invocations": AI_TOOL_INVOCATION_SCHEMA,
+    "image_lineage_links": IMAGE_LINEAGE_LINK_SCHEMA,
+    "image_promotions": IMAGE_PROMOTION_SCHEMA,
 }
 
 

@@ -23,6 +23,22 @@ class CatalogVersion:
     created_at: datetime
     platform: str  # linux | windows
     os: str
+    parent: str | None = None  # the golden image id (`family@version`) this version was built from
+    relation: str | None = None  # how: one of models.records.LINEAGE_RELATIONS, set with parent
+
+    @property
+    def image_id(self) -> str:
+        """The golden image id: 'ubuntu-22.04-base@1.3.0'."""
+        return f"{self.family}@{self.version}"
+
+    @property
+    def parent_version(self) -> str | None:
+        """The parent's version ('1.2.0' for parent 'ubuntu-22.04-base@1.2.0'), or None."""
+        return self.parent.rpartition("@")[2] if self.parent else None
+
+    @property
+    def parent_family(self) -> str | None:
+        return self.parent.rpartition("@")[0] if self.parent else None
 
     @property
     def slug(self) -> str:
@@ -34,18 +50,48 @@ def _d(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
 
 
+_UBUNTU = ("linux", "Ubuntu 22.04 LTS")
+_RHEL = ("linux", "Red Hat Enterprise Linux 9")
+_WINDOWS = ("windows", "Windows Server 2022 Datacenter")
+
+# Lineage: each version after a family's first names the version it was built from, patched
+# (same base, updated packages) or rebuilt (fresh from the upstream base image).
 MACHINE_IMAGE_VERSIONS: tuple[CatalogVersion, ...] = (
-    CatalogVersion("ubuntu-22.04-base", "1.0.0", "deprecated", _d("2026-03-02T10:00:00"), "linux", "Ubuntu 22.04 LTS"),
-    CatalogVersion("ubuntu-22.04-base", "1.1.0", "deprecated", _d("2026-05-04T10:00:00"), "linux", "Ubuntu 22.04 LTS"),
-    CatalogVersion("ubuntu-22.04-base", "1.2.0", "production", _d("2026-07-06T10:00:00"), "linux", "Ubuntu 22.04 LTS"),
-    CatalogVersion("ubuntu-22.04-base", "1.3.0", "production", _d("2026-09-07T10:00:00"), "linux", "Ubuntu 22.04 LTS"),
-    CatalogVersion("ubuntu-22.04-base", "1.4.0", "testing", _d("2026-10-26T10:00:00"), "linux", "Ubuntu 22.04 LTS"),
-    CatalogVersion("rhel-9-base", "9.2.1", "revoked", _d("2026-01-10T09:00:00"), "linux", "Red Hat Enterprise Linux 9"),
-    CatalogVersion("rhel-9-base", "9.3.0", "deprecated", _d("2026-04-12T09:00:00"), "linux", "Red Hat Enterprise Linux 9"),
-    CatalogVersion("rhel-9-base", "9.4.0", "production", _d("2026-08-15T09:00:00"), "linux", "Red Hat Enterprise Linux 9"),
-    CatalogVersion("windows-2022-base", "2026.06", "deprecated", _d("2026-06-11T12:00:00"), "windows", "Windows Server 2022 Datacenter"),
-    CatalogVersion("windows-2022-base", "2026.08", "production", _d("2026-08-13T12:00:00"), "windows", "Windows Server 2022 Datacenter"),
-    CatalogVersion("windows-2022-base", "2026.10", "production", _d("2026-10-08T12:00:00"), "windows", "Windows Server 2022 Datacenter"),
+    CatalogVersion("ubuntu-22.04-base", "1.0.0", "deprecated", _d("2026-03-02T10:00:00"), *_UBUNTU),
+    CatalogVersion(
+        "ubuntu-22.04-base", "1.1.0", "deprecated", _d("2026-05-04T10:00:00"), *_UBUNTU,
+        parent="ubuntu-22.04-base@1.0.0", relation="patched_from",
+    ),
+    CatalogVersion(
+        "ubuntu-22.04-base", "1.2.0", "production", _d("2026-07-06T10:00:00"), *_UBUNTU,
+        parent="ubuntu-22.04-base@1.1.0", relation="patched_from",
+    ),
+    CatalogVersion(
+        "ubuntu-22.04-base", "1.3.0", "production", _d("2026-09-07T10:00:00"), *_UBUNTU,
+        parent="ubuntu-22.04-base@1.2.0", relation="rebuilt_from",
+    ),
+    CatalogVersion(
+        "ubuntu-22.04-base", "1.4.0", "testing", _d("2026-10-26T10:00:00"), *_UBUNTU,
+        parent="ubuntu-22.04-base@1.3.0", relation="patched_from",
+    ),
+    CatalogVersion("rhel-9-base", "9.2.1", "revoked", _d("2026-01-10T09:00:00"), *_RHEL),
+    CatalogVersion(
+        "rhel-9-base", "9.3.0", "deprecated", _d("2026-04-12T09:00:00"), *_RHEL,
+        parent="rhel-9-base@9.2.1", relation="patched_from",
+    ),
+    CatalogVersion(
+        "rhel-9-base", "9.4.0", "production", _d("2026-08-15T09:00:00"), *_RHEL,
+        parent="rhel-9-base@9.3.0", relation="rebuilt_from",
+    ),
+    CatalogVersion("windows-2022-base", "2026.06", "deprecated", _d("2026-06-11T12:00:00"), *_WINDOWS),
+    CatalogVersion(
+        "windows-2022-base", "2026.08", "production", _d("2026-08-13T12:00:00"), *_WINDOWS,
+        parent="windows-2022-base@2026.06", relation="patched_from",
+    ),
+    CatalogVersion(
+        "windows-2022-base", "2026.10", "production", _d("2026-10-08T12:00:00"), *_WINDOWS,
+        parent="windows-2022-base@2026.08", relation="patched_from",
+    ),
 )
 
 # Container families: the Kubernetes API shows which tags run, not their release status, so

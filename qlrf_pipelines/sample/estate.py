@@ -1,7 +1,8 @@
 """Write a sample estate (sites file + provider payloads) to a folder.
 
 `python -m qlrf_pipelines.sample.estate` regenerates the bundled estate in
-qlrf_pipelines/sample_data/ (deterministic: same seed, same files). The benchmark uses
+qlrf_pipelines/sample_data/ (deterministic: same seed, same files), and the sample supply-chain
+files in sample_data/supply_chain/ (see gen_supply_chain). The benchmark uses
 `write_estate(folder, total_assets=N)` to build synthetic estates of any size in the same shapes.
 """
 
@@ -70,6 +71,10 @@ def main() -> None:
     args = parser.parse_args()
     path = write_estate(args.out, total_assets=args.total_assets, seed=args.seed)
     print(f"wrote {path}")
+    from qlrf_pipelines.sample.gen_supply_chain import FOLDER, write_supply_chain
+
+    written = write_supply_chain(args.out / FOLDER)
+    print(f"wrote {len(written)} supply-chain files in {args.out / FOLDER}")
 
 
 if __name__ == "__main__":

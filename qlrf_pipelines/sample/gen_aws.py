@@ -12,7 +12,13 @@ import random
 from datetime import datetime, timedelta
 
 from qlrf_pipelines.connectors.base import gc_paused
-from qlrf_pipelines.models.records import FAMILY_TAG, STATUS_TAG, VERSION_TAG
+from qlrf_pipelines.models.records import (
+    FAMILY_TAG,
+    PARENT_IMAGE_TAG,
+    PARENT_RELATION_TAG,
+    STATUS_TAG,
+    VERSION_TAG,
+)
 from qlrf_pipelines.sample.catalog import MACHINE_IMAGE_VERSIONS, CatalogVersion, aws_ami_id
 from qlrf_pipelines.sample.common import (
     AddressPool,
@@ -93,6 +99,10 @@ def _images(site: Site, region: str) -> list[dict]:
                 {"Key": STATUS_TAG, "Value": version.status},
             ],
         }
+        if version.parent:
+            # Lineage: the golden image this one was built from (a golden id, not a region's AMI).
+            image["Tags"].append({"Key": PARENT_IMAGE_TAG, "Value": version.parent})
+            image["Tags"].append({"Key": PARENT_RELATION_TAG, "Value": version.relation or "derived_from"})
         if version.platform == "windows":
             image["Platform"] = "windows"
         if version.status in ("deprecated", "revoked"):

@@ -14,7 +14,13 @@ import random
 from datetime import datetime, timedelta
 
 from qlrf_pipelines.connectors.base import gc_paused
-from qlrf_pipelines.models.records import FAMILY_TAG, STATUS_TAG, VERSION_TAG
+from qlrf_pipelines.models.records import (
+    FAMILY_TAG,
+    PARENT_IMAGE_TAG,
+    PARENT_RELATION_TAG,
+    STATUS_TAG,
+    VERSION_TAG,
+)
 from qlrf_pipelines.sample.catalog import (
     MACHINE_IMAGE_VERSIONS,
     CatalogVersion,
@@ -155,13 +161,17 @@ def _gallery(site: Site, subscription: str) -> tuple[list[dict], list[dict]]:
             publishing["endOfLifeDate"] = _ts(version.created_at + timedelta(days=90))
         elif version.status == "deprecated":
             publishing["endOfLifeDate"] = _ts(version.created_at + timedelta(days=365))
+        tags = {FAMILY_TAG: version.family, VERSION_TAG: version.version, STATUS_TAG: version.status}
+        if version.parent:
+            tags[PARENT_IMAGE_TAG] = version.parent
+            tags[PARENT_RELATION_TAG] = version.relation or "derived_from"
         versions.append(
             {
                 "id": gallery_version_id(subscription, version),
                 "name": gallery_version_name(version),
                 "type": "Microsoft.Compute/galleries/images/versions",
                 "location": location,
-                "tags": {FAMILY_TAG: version.family, VERSION_TAG: version.version, STATUS_TAG: version.status},
+                "tags": tags,
                 "properties": {
                     "publishingProfile": publishing,
                     "storageProfile": {

@@ -6,6 +6,8 @@ Golden images live in the site's project as `golden-<family>-<version>` with the
 set. GCP family names and label values cannot hold '.', so the family field is the catalog
 family with '.' as '-' and the labels carry the exact family and version with '.' as '_'
 (`qlrf-family: ubuntu-22_04-base`, `qlrf-version: 1_3_0`), which the connector reads back.
+Lineage is written the same way: `qlrf-parent-family` / `qlrf-parent-version` name the parent
+golden image, `qlrf-parent-relation` how it was built from it (`patched_from`, as is).
 Deprecated and revoked versions also carry the image's own `deprecated` state.
 """
 
@@ -15,7 +17,14 @@ import random
 from datetime import datetime, timedelta, timezone
 
 from qlrf_pipelines.connectors.base import gc_paused
-from qlrf_pipelines.models.records import GCP_FAMILY_LABEL, GCP_STATUS_LABEL, GCP_VERSION_LABEL
+from qlrf_pipelines.models.records import (
+    GCP_FAMILY_LABEL,
+    GCP_PARENT_FAMILY_LABEL,
+    GCP_PARENT_RELATION_LABEL,
+    GCP_PARENT_VERSION_LABEL,
+    GCP_STATUS_LABEL,
+    GCP_VERSION_LABEL,
+)
 from qlrf_pipelines.sample.catalog import (
     MACHINE_IMAGE_VERSIONS,
     CatalogVersion,
@@ -123,6 +132,10 @@ def _images(project: str) -> list[dict]:
             "architecture": "X86_64",
             "selfLink": f"{base}/{name}",
         }
+        if version.parent_family and version.parent_version:
+            image["labels"][GCP_PARENT_FAMILY_LABEL] = label_value(version.parent_family)
+            image["labels"][GCP_PARENT_VERSION_LABEL] = label_value(version.parent_version)
+            image["labels"][GCP_PARENT_RELATION_LABEL] = version.relation or "derived_from"
         if version.status in ("deprecated", "revoked"):
             replacement = current_production(version.family)
             image["deprecated"] = {

@@ -26,6 +26,7 @@ ESXI_FULL_NAMES = ("VMware ESXi 8.0.2 build-22380479", "VMware ESXi 8.0.1 build-
 
 # customFieldDefs: the qlrf.* attributes the connector reads, plus two ordinary ones.
 FIELD_FAMILY, FIELD_VERSION, FIELD_STATUS, FIELD_SOURCE, FIELD_OWNER, FIELD_BACKUP = 101, 102, 103, 104, 105, 106
+FIELD_PARENT_IMAGE, FIELD_PARENT_RELATION = 107, 108  # lineage: the template a template was built from
 CUSTOM_FIELD_DEFS = [
     {"key": FIELD_FAMILY, "name": "qlrf.family", "managedObjectType": "VirtualMachine"},
     {"key": FIELD_VERSION, "name": "qlrf.version", "managedObjectType": "VirtualMachine"},
@@ -33,6 +34,8 @@ CUSTOM_FIELD_DEFS = [
     {"key": FIELD_SOURCE, "name": "qlrf.source-template", "managedObjectType": "VirtualMachine"},
     {"key": FIELD_OWNER, "name": "owner", "managedObjectType": "VirtualMachine"},
     {"key": FIELD_BACKUP, "name": "backup-policy", "managedObjectType": None},
+    {"key": FIELD_PARENT_IMAGE, "name": "qlrf.parent-image", "managedObjectType": "VirtualMachine"},
+    {"key": FIELD_PARENT_RELATION, "name": "qlrf.parent-relation", "managedObjectType": "VirtualMachine"},
 ]
 
 # (config.guestFullName, config.guestId) per family, as vCenter reports them.
@@ -168,6 +171,15 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
     # Templates: one per catalog version, golden custom attributes set.
     for index, version in enumerate(MACHINE_IMAGE_VERSIONS):
         guest_name, guest_id = _guest(version)
+        custom_values = [
+            {"key": FIELD_FAMILY, "value": version.family},
+            {"key": FIELD_VERSION, "value": version.version},
+            {"key": FIELD_STATUS, "value": version.status},
+            {"key": FIELD_OWNER, "value": "team-platform"},
+        ]
+        if version.parent:
+            custom_values.append({"key": FIELD_PARENT_IMAGE, "value": version.parent})
+            custom_values.append({"key": FIELD_PARENT_RELATION, "value": version.relation or "derived_from"})
         machines.append(
             {
                 "obj": f"vm-{101 + index}",
@@ -187,12 +199,7 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
                     "guest.toolsVersionStatus2": "guestToolsCurrent",
                     "network": [NETWORKS[0][0]],
                     "datastore": [templates_datastore],
-                    "customValue": [
-                        {"key": FIELD_FAMILY, "value": version.family},
-                        {"key": FIELD_VERSION, "value": version.version},
-                        {"key": FIELD_STATUS, "value": version.status},
-                        {"key": FIELD_OWNER, "value": "team-platform"},
-                    ],
+                    "customValue": custom_values,
                 },
             }
         )

@@ -27,7 +27,9 @@ typed as (
         cast(platform as varchar) as platform,
         cast(os as varchar) as os,
         cast(created_at as timestamptz) as created_at,
-        cast(tags as struct(key varchar, value varchar)[]) as tags
+        cast(tags as struct(key varchar, value varchar)[]) as tags,
+        nullif(trim(cast(parent_image as varchar)), '') as parent_image,
+        cast(parent_relation as varchar) as parent_relation
     from source
 )
 

@@ -1,5 +1,6 @@
 -- The current golden image catalog: one row per golden image (family, version) discovered in the
--- latest snapshot of any site, with its aggregated status and its family's current version.
+-- latest snapshot of any site, with its status and its family's current version. The status is the
+-- image's newest promotion (`qlrf images promote`) when it has one, else what its tags say.
 with artifacts as (
     select *
     from {{ ref('stg_images') }}
@@ -8,13 +9,17 @@ with artifacts as (
       and version is not null
 ),
 
-versions as (
+promoted as (
+    select image_id, to_status, promoted_at from {{ ref('image_promotions') }} where is_latest
+),
+
+tagged as (
     select
         {{ golden_image_id('family', 'version') }} as image_id,
         family,
         version,
         coalesce(max(version_key), version) as version_key,
-        {{ image_status_from_rank('max(' ~ image_status_rank('status') ~ ')') }} as status,
+        {{ image_status_from_rank('max(' ~ image_status_rank('status') ~ ')') }} as tag_status,
         min(created_at) as created_at,
         max(platform) as platform,
         max(os) as os,
@@ -23,6 +28,17 @@ versions as (
         count(distinct site_id) as site_count
     from artifacts
     group by family, version
+),
+
+versions as (
+    select
+        tagged.*,
+        coalesce(promoted.to_status, tagged.tag_status) as status,
+        case when promoted.to_status is not null then 'promotion' when tagged.tag_status is not null then 'tags' end
+            as status_source,
+        promoted.promoted_at as status_changed_at
+    from tagged
+    left join promoted on promoted.image_id = tagged.image_id
 ),
 
 ranked as (
@@ -62,6 +78,9 @@ select
     ranked.version,
     ranked.version_key,
     ranked.status,
+    ranked.tag_status,
+    ranked.status_source,
+    ranked.status_changed_at,
     ranked.created_at,
     ranked.platform,
     ranked.os,

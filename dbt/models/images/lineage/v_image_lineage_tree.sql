@@ -1,0 +1,47 @@
+{{ config(materialized='view') }}
+-- The lineage forest, one row per image per path from its root: roots (images that are a parent
+-- but nobody's child) at depth 0, then every descendant with its depth, its parent, the relation
+-- and the path of image ids from the root. Recursion never revisits an image already on the path,
+-- so tag-declared cycles cannot loop (a cycle with no root outside it has no row here; the
+-- image_lineage cycle test reports it). An image reached by two paths (a diamond) has two rows.
+with recursive edges as (
+    select parent_image_id, child_image_id, relation from {{ ref('image_lineage') }}
+),
+
+roots as (
+    select distinct parent_image_id as image_id
+    from edges
+    where parent_image_id not in (select child_image_id from edges)
+),
+
+tree(root_image_id, image_id, parent_image_id, relation, depth, path) as (
+    select image_id, image_id, null::varchar, null::varchar, 0, [image_id]
+    from roots
+    union all
+    select
+        tree.root_image_id,
+        edges.child_image_id,
+        edges.parent_image_id,
+        edges.relation,
+        tree.depth + 1,
+        list_append(tree.path, edges.child_image_id)
+    from tree
+    join edges on edges.parent_image_id = tree.image_id
+    where not list_contains(tree.path, edges.child_image_id)
+)
+
+select
+    tree.root_image_id,
+    tree.image_id,
+    tree.parent_image_id,
+    tree.relation,
+    tree.depth,
+    tree.path,
+    array_to_string(tree.path, ' > ') as path_text,
+    golden.family,
+    golden.version,
+    golden.status,
+    golden.is_current,
+    golden.assets_running
+from tree
+left join {{ ref('golden_images') }} as golden on golden.image_id = tree.image_id
