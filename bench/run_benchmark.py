@@ -1,13 +1,34 @@
-"""Benchmark: a synthetic estate of N assets through every stage of the data platform.
+"""Benchmark: a synthetic estate of N assets, and a synthetic golden image registry, through the
+data platform.
 
     .venv/bin/python bench/run_benchmark.py --assets 100000
     .venv/bin/python bench/run_benchmark.py --assets 10000 --assets 100000 --json bench/results/latest.json
+    .venv/bin/python bench/run_benchmark.py --images 100000 --vulns 1000000
+    .venv/bin/python bench/run_benchmark.py --images 2000 --images 100000 --json bench/results/registry.json
 
-Stages, each in its own child process so wall time and peak memory (max RSS) are its own:
+--assets runs the estate stages, --images / --vulns the registry stages, both when both are given
+(neither: the estate stages for 100,000 assets). --images is repeatable; --vulns (vulnerability rows,
+default 10 per image, so 1,000,000 for the default 100,000 images) applies to every --images size.
+
+Estate stages, each in its own child process so wall time and peak memory (max RSS) are its own:
   generate     write provider payloads in the sample shapes (not part of the platform; reported)
   land         normalize every site's payload and land its lake snapshot (what discovery does)
   warehouse    dbt build of staging, inventory and image models (with their tests)
   drift        dbt build of the drift models (drift_items, drift_reports) with their tests
+
+Registry stages (bench/synthetic_registry.py describes the registry's shape):
+  registry-generate  land the registry in the lake through the platform's writers: four sites'
+                     discovery snapshots (sites, assets, images with parent tags), a control
+                     snapshot (registered lineage links, promotions) and supply-chain imports
+                     (scans, SBOMs) (not part of the platform; reported)
+  registry-build     dbt build of everything v_image_lineage_tree and v_cve_blast_radius need,
+                     with their tests (REGISTRY_SELECT; the slowest dbt nodes are reported)
+  lineage-view       the lineage tree: the whole forest's size and depth, and one base's subtree
+  blast-radius       `qlrf blast-radius --cve` (CVE_SQL) for a CVE in a base image with thousands of
+                     descendants, and `--image` (IMAGE_SQL) for that base image
+Each query of lineage-view and blast-radius runs in its own child process that opens the
+warehouse read-only (warehouse.query, as the CLI does): the row shows the process's wall time and
+peak RSS, the query's own time (connect, execute, fetch) and the rows it returned.
 """
 
 from __future__ import annotations
@@ -23,6 +44,22 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("generate", "land", "warehouse", "drift")
+REGISTRY_STAGES = ("registry-generate", "registry-build", "lineage-view", "blast-radius")
+# dbt selection of registry-build: the two views and everything upstream, plus the models that
+# tests of those models refer to (relationships to sites / golden_image_families, the singular
+# provenance-and-SBOM test on image_builds). Built with --indirect-selection cautious: a test runs
+# when every model it reads is selected (eager would also pick tests of unselected models such as
+# drift_items that merely point at a selected one, and fail on their missing tables).
+REGISTRY_SELECT = ["+v_image_lineage_tree", "+v_cve_blast_radius", "sites", "golden_image_families", "image_builds"]
+# name, SQL, parameters (filled from the registry the generate stage wrote)
+LINEAGE_QUERIES = {
+    "tree-summary": ("select count(*), max(depth) from v_image_lineage_tree", []),
+    "subtree": (
+        "select image_id, depth, path_text, status, assets_running from v_image_lineage_tree"
+        " where list_contains(path, ?) order by depth, image_id",
+        ["chosen_base"],
+    ),
+}
 
 
 def run_stage(stage: str, workdir: Path, assets: int) -> dict:
@@ -72,23 +109,152 @@ def stage_body(stage: str, workdir: Path, assets: int) -> None:
             raise SystemExit(f"dbt build failed: {result.exception}")
 
 
+def registry_queries(stage: str) -> dict[str, tuple[str, list[str]]]:
+    if stage == "lineage-view":
+        return LINEAGE_QUERIES
+    from qlrf_pipelines.images.blast_radius import CVE_SQL, IMAGE_SQL
+
+    return {"cve": (CVE_SQL, ["chosen_cve"]), "image": (IMAGE_SQL, ["chosen_base"])}
+
+
+def run_registry_stage(stage: str, workdir: Path, images: int, vulns: int, query: str | None = None) -> dict:
+    """Run one registry stage (or one query of a query stage) in a child process, like run_stage."""
+    command = [sys.executable, __file__, "--stage", stage, "--workdir", str(workdir),
+               "--images", str(images), "--vulns", str(vulns)]
+    if query:
+        command += ["--query", query]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=REPO)
+    _pid, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"stage {stage} {query or ''} failed for {images} images")
+    row = {"stage": stage, "images": images, "vulns": vulns, "wall_s": round(wall, 2),
+           "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    if query:
+        row["query"] = query
+    detail = _detail_path(workdir, stage, query)
+    if detail.exists():
+        row.update(json.loads(detail.read_text()))
+    return row
+
+
+def _detail_path(workdir: Path, stage: str, query: str | None) -> Path:
+    return workdir / f"detail-{stage}{'-' + query if query else ''}.json"
+
+
+def registry_stage_body(stage: str, workdir: Path, images: int, vulns: int, query: str | None) -> None:
+    os.environ["QLRF_HOME"] = str(workdir / "home")
+    os.environ.pop("QLRF_LAKE_URI", None)  # never upload benchmark data to a configured shared lake
+    from qlrf_pipelines import settings
+
+    paths = settings.paths()
+    detail: dict = {}
+    if stage == "registry-generate":
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from dataclasses import asdict
+
+        from synthetic_registry import write_registry
+
+        registry = write_registry(paths.lake_dir, images, vulns)
+        (workdir / "registry.json").write_text(json.dumps(asdict(registry)))
+        detail = {"registry": asdict(registry)}
+    elif stage == "registry-build":
+        from dbt.cli.main import dbtRunner
+
+        os.environ.update(
+            QLRF_LAKE_DIR=str(paths.lake_dir),
+            QLRF_WAREHOUSE_PATH=str(paths.warehouse_path),
+            DBT_SEND_ANONYMOUS_USAGE_STATS="False",
+        )
+        project = str(settings.dbt_project_dir())
+        target = workdir / "dbt-target-registry"
+        result = dbtRunner().invoke(
+            ["build", "--project-dir", project, "--profiles-dir", project, "--quiet",
+             "--target-path", str(target), "--indirect-selection", "cautious", "--select", *REGISTRY_SELECT]
+        )
+        if not result.success:
+            raise SystemExit(f"dbt build failed: {result.exception}")
+        nodes = json.loads((target / "run_results.json").read_text())["results"]
+        timed = sorted(nodes, key=lambda n: n["execution_time"], reverse=True)
+        detail = {
+            "dbt_nodes": len(nodes),
+            "slowest": [{"node": n["unique_id"].split(".", 2)[-1], "s": round(n["execution_time"], 2),
+                         "status": n["status"]} for n in timed[:8]],
+        }
+    else:
+        from qlrf_pipelines.warehouse import query as run_query
+
+        registry = json.loads((workdir / "registry.json").read_text())
+        sql, names = registry_queries(stage)[query]
+        started = time.perf_counter()
+        result = run_query(paths.warehouse_path, sql, [registry[name] for name in names])
+        detail = {"query_s": round(time.perf_counter() - started, 2), "rows": len(result.rows)}
+        if len(result.rows) == 1:
+            detail["result"] = [str(v) for v in result.rows[0]]
+        elif stage == "blast-radius":
+            cols = result.columns
+            images_hit = {row[cols.index("image_id")] for row in result.rows}
+            assets_hit = {row[cols.index("asset_id")] for row in result.rows if row[cols.index("asset_id")]}
+            detail["images"], detail["assets"] = len(images_hit), len(assets_hit)
+            if query == "cve":
+                evidence: dict[str, int] = {}
+                for image_id, kind in {(r[cols.index("image_id")], r[cols.index("evidence")]) for r in result.rows}:
+                    evidence[kind] = evidence.get(kind, 0) + 1
+                detail["evidence"] = evidence
+    _detail_path(workdir, stage, query).write_text(json.dumps(detail))
+
+
+def _print_registry_row(row: dict) -> None:
+    label = f"{row['stage']}{':' + row['query'] if 'query' in row else ''}"
+    line = f"{row['images']:>8} images  {label:<26} {row['wall_s']:>8.2f} s  {row['peak_rss_mb']:>8.1f} MB peak RSS"
+    if "query_s" in row:
+        line += f"  query {row['query_s']:.2f} s, {row['rows']} rows"
+        extra = {k: row[k] for k in ("result", "images", "assets", "evidence") if k in row}
+        if extra:
+            line += f"  {json.dumps(extra)}"
+    print(line, flush=True)
+    if "registry" in row:
+        print(f"{'':>17}{json.dumps(row['registry'])}", flush=True)
+    for node in row.get("slowest", []):
+        print(f"{'':>17}dbt {node['node']:<60} {node['s']:>8.2f} s  {node['status']}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--assets", type=int, action="append", help="estate size (repeatable); default 100000")
-    parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
+    parser.add_argument("--images", type=int, action="append",
+                        help="registry size in golden images (repeatable); runs the registry stages")
+    parser.add_argument("--vulns", type=int,
+                        help="vulnerability rows of the registry; default 10 per image (1000000 for 100000 images)")
+    parser.add_argument("--stage", choices=STAGES + REGISTRY_STAGES, help=argparse.SUPPRESS)
+    parser.add_argument("--query", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    if args.stage in REGISTRY_STAGES:
+        registry_stage_body(args.stage, args.workdir, args.images[0], args.vulns, args.query)
+        return
     if args.stage:
         stage_body(args.stage, args.workdir, args.assets[0])
         return
     results = []
-    for assets in args.assets or [100_000]:
+    registry = bool(args.images or args.vulns)
+    for assets in args.assets or ([] if registry else [100_000]):
         with tempfile.TemporaryDirectory(prefix=f"qlrf-bench-{assets}-") as tmp:
             for stage in STAGES:
                 row = run_stage(stage, Path(tmp), assets)
                 results.append(row)
                 print(f"{assets:>8} assets  {stage:<10} {row['wall_s']:>8.2f} s  {row['peak_rss_mb']:>8.1f} MB peak RSS", flush=True)
+    for images in args.images or ([100_000] if registry else []):
+        vulns = args.vulns if args.vulns is not None else 10 * images
+        with tempfile.TemporaryDirectory(prefix=f"qlrf-bench-registry-{images}-") as tmp:
+            for stage in REGISTRY_STAGES:
+                queries = list(registry_queries(stage)) if stage in ("lineage-view", "blast-radius") else [None]
+                for query in queries:
+                    row = run_registry_stage(stage, Path(tmp), images, vulns, query)
+                    results.append(row)
+                    _print_registry_row(row)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))

@@ -21,5 +21,7 @@ echo "==> installing qlrf-pipelines into $VENV"
 export QLRF_HOME="${QLRF_HOME:-$PWD/.qlrf}"
 echo "==> preparing the dbt manifest"
 "$VENV/bin/qlrf" prepare
+echo "==> importing the bundled sample scanner reports, SBOMs and provenance (a no-op when already imported)"
+"$VENV/bin/qlrf" import --sample
 echo "==> running refresh_estate_job on the bundled sample estate (QLRF_HOME=$QLRF_HOME)"
 exec "$VENV/bin/qlrf" run

@@ -137,6 +137,63 @@ def test_concurrent_task_creation_gets_distinct_ids(store, pg_url):
     assert store.verify_audit().ok
 
 
+def test_image_link_and_cascade_revoke_on_postgres(tmp_path, rbac):
+    """Its own database, so the audit chain holds exactly the image decisions whatever ran before."""
+    from qlrf_pipelines.control import image_registry as registry
+    from qlrf_pipelines.control.image_registry import Promotion
+    from qlrf_pipelines.images.catalog import read_catalog
+    from qlrf_pipelines.images.lineage import Edge, LineageError
+    from tests.unit.test_image_registry import (
+        REGISTERED, TAG_STATUS, link_rows, promotion_rows, register_lineage, write_golden_lake,
+    )
+
+    # Arrange
+    write_golden_lake(tmp_path / "lake")
+    catalog = read_catalog(tmp_path / "lake")
+    with temporary_database("qlrf_img") as name, ControlStore.open(
+        url=f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    ) as pg:
+        assert pg.engine.dialect.name == "postgresql"
+
+        # Act: register the depth-5 lineage (one link by provider image id), refuse a cycle, revoke with cascade
+        register_lineage(pg, catalog, rbac)
+        assert registry.link(pg, catalog, "/images/base-5", "ami-0base4", "rebuilt_from", "bob", "x", rbac) == (
+            "base@5", "base@4", False,
+        )
+        with pytest.raises(LineageError, match=r"\(base@1 -> base@2 -> base@3 -> base@4 -> base@5 -> app@1\)$"):
+            registry.link(pg, catalog, "base@1", "app@1", "derived_from", "bob", "x", rbac)
+        registry.promote(pg, catalog, "other@1", "revoked", "dave", "bad build", rbac, now=T0)
+        result = registry.promote(pg, catalog, "base@1", "revoked", "alice", "CVE", rbac, cascade=True, now=T0)
+
+        # Assert
+        assert [(r["child_image_id"], r["parent_image_id"], r["relation"]) for r in link_rows(pg)] == sorted(REGISTERED)
+        assert result.promotions == [
+            Promotion(2, "base@1", "deprecated", "revoked"),
+            Promotion(3, "base@2", "production", "revoked", 2),
+            Promotion(4, "base@3", "production", "revoked", 2),
+            Promotion(5, "base@4", "testing", "revoked", 2),
+            Promotion(6, "base@5", "testing", "revoked", 2),
+            Promotion(7, "app@1", "testing", "revoked", 2),
+        ]
+        assert [(r["promotion_id"], r["image_id"], r["from_status"], r["cascade_from"]) for r in promotion_rows(pg)] == [
+            (1, "other@1", "production", None), (2, "base@1", "deprecated", None), (3, "base@2", "production", 2),
+            (4, "base@3", "production", 2), (5, "base@4", "testing", 2), (6, "base@5", "testing", 2),
+            (7, "app@1", "testing", 2),
+        ]
+        assert all(r["promoted_at"] == T0 for r in promotion_rows(pg))
+        assert registry.current_statuses(pg, catalog) == {image: "revoked" for image in TAG_STATUS}
+        assert registry.lineage_edges(pg, catalog)[0] == Edge("base@1", "base@2", "patched_from", "discovered")
+        events = pg.audit_events()
+        assert [e["action"] for e in events] == ["image_linked"] * 4 + ["image_promoted"] * 7
+        assert [e["seq"] for e in events] == list(range(1, 12))
+        assert [e["details"].get("cascade_from") for e in events[4:]] == [None, None, 2, 2, 2, 2, 2]
+        verification = pg.verify_audit()
+        assert verification.ok and verification.checked == 11, verification.problems
+        exported = pg.export_rows()
+        assert [r["promotion_id"] for r in exported["image_promotions"]] == list(range(1, 8))
+        assert exported["image_promotions"][0]["promoted_at"] == "2025-03-01T09:00:00.000000Z"
+
+
 def test_tampering_is_detected_on_postgres(store):
     with store.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE audit_events SET actor = 'someone-else' WHERE seq = 2")

@@ -40,8 +40,10 @@ select
     array_to_string(tree.path, ' > ') as path_text,
     golden.family,
     golden.version,
-    golden.status,
+    -- an image registered ahead of discovery has no catalog row, but may have been promoted
+    coalesce(golden.status, promoted.to_status) as status,
     golden.is_current,
-    golden.assets_running
+    coalesce(golden.assets_running, 0) as assets_running
 from tree
 left join {{ ref('golden_images') }} as golden on golden.image_id = tree.image_id
+left join {{ ref('image_promotions') }} as promoted on promoted.image_id = tree.image_id and promoted.is_latest
