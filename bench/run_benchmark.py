@@ -5,6 +5,7 @@ data platform.
     .venv/bin/python bench/run_benchmark.py --assets 10000 --assets 100000 --json bench/results/latest.json
     .venv/bin/python bench/run_benchmark.py --images 100000 --vulns 1000000
     .venv/bin/python bench/run_benchmark.py --images 2000 --images 100000 --json bench/results/registry.json
+    .venv/bin/python bench/run_benchmark.py --images 2000 --keep /tmp/registry   # keep lake + warehouse
 
 --assets runs the estate stages, --images / --vulns the registry stages, both when both are given
 (neither: the estate stages for 100,000 assets). --images is repeatable; --vulns (vulnerability rows,
@@ -40,7 +41,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("generate", "land", "warehouse", "drift")
@@ -190,13 +193,13 @@ def registry_stage_body(stage: str, workdir: Path, images: int, vulns: int, quer
         started = time.perf_counter()
         result = run_query(paths.warehouse_path, sql, [registry[name] for name in names])
         detail = {"query_s": round(time.perf_counter() - started, 2), "rows": len(result.rows)}
-        if len(result.rows) == 1:
+        if query == "tree-summary":
             detail["result"] = [str(v) for v in result.rows[0]]
-        elif stage == "blast-radius":
+        if stage == "blast-radius":
             cols = result.columns
             images_hit = {row[cols.index("image_id")] for row in result.rows}
             assets_hit = {row[cols.index("asset_id")] for row in result.rows if row[cols.index("asset_id")]}
-            detail["images"], detail["assets"] = len(images_hit), len(assets_hit)
+            detail["affected_images"], detail["affected_assets"] = len(images_hit), len(assets_hit)
             if query == "cve":
                 evidence: dict[str, int] = {}
                 for image_id, kind in {(r[cols.index("image_id")], r[cols.index("evidence")]) for r in result.rows}:
@@ -210,7 +213,7 @@ def _print_registry_row(row: dict) -> None:
     line = f"{row['images']:>8} images  {label:<26} {row['wall_s']:>8.2f} s  {row['peak_rss_mb']:>8.1f} MB peak RSS"
     if "query_s" in row:
         line += f"  query {row['query_s']:.2f} s, {row['rows']} rows"
-        extra = {k: row[k] for k in ("result", "images", "assets", "evidence") if k in row}
+        extra = {k: row[k] for k in ("result", "affected_images", "affected_assets", "evidence") if k in row}
         if extra:
             line += f"  {json.dumps(extra)}"
     print(line, flush=True)
@@ -218,6 +221,19 @@ def _print_registry_row(row: dict) -> None:
         print(f"{'':>17}{json.dumps(row['registry'])}", flush=True)
     for node in row.get("slowest", []):
         print(f"{'':>17}dbt {node['node']:<60} {node['s']:>8.2f} s  {node['status']}", flush=True)
+
+
+@contextmanager
+def _registry_workdir(keep: Path | None, images: int) -> Iterator[str]:
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix=f"qlrf-bench-registry-{images}-") as tmp:
+            yield tmp
+        return
+    folder = keep.resolve() / f"registry-{images}"
+    if folder.exists():
+        raise SystemExit(f"{folder} exists: the lake never overwrites a snapshot, remove it first")
+    folder.mkdir(parents=True)
+    yield str(folder)
 
 
 def main() -> None:
@@ -231,7 +247,11 @@ def main() -> None:
     parser.add_argument("--query", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--keep", type=Path,
+                        help="registry runs: keep lake and warehouse in DIR/registry-<images>, not a temp folder")
     args = parser.parse_args()
+    if any(n < 100 for n in args.images or []) or (args.vulns is not None and args.vulns < 1):
+        parser.error("--images must be at least 100 and --vulns at least 1")
     if args.stage in REGISTRY_STAGES:
         registry_stage_body(args.stage, args.workdir, args.images[0], args.vulns, args.query)
         return
@@ -248,7 +268,7 @@ def main() -> None:
                 print(f"{assets:>8} assets  {stage:<10} {row['wall_s']:>8.2f} s  {row['peak_rss_mb']:>8.1f} MB peak RSS", flush=True)
     for images in args.images or ([100_000] if registry else []):
         vulns = args.vulns if args.vulns is not None else 10 * images
-        with tempfile.TemporaryDirectory(prefix=f"qlrf-bench-registry-{images}-") as tmp:
+        with _registry_workdir(args.keep, images) as tmp:
             for stage in REGISTRY_STAGES:
                 queries = list(registry_queries(stage)) if stage in ("lineage-view", "blast-radius") else [None]
                 for query in queries:

@@ -22,7 +22,8 @@ Shape (deterministic, no randomness):
     image id, half by provider image id), except for ~5% of images whose parent is a registered
     link in the control snapshot; ~1% have both (the registered link wins).
   - Four sites (aws, azure, gcp, kubernetes); a family is published on one of them.
-  - Assets (images // 5 of them) run recent versions of every family, in the family's site.
+  - Assets (images // 5 of them, 5% terminated) run versions of every family (half of them one of
+    the 5 newest), in the family's site.
   - Scans of 50 findings each (vulns // 50 imports, trivy or grype; 10% are re-scans that replace
     an earlier scan of the same image), over a pool of CVEs in 2,000 packages.
   - SBOMs (spdx / cyclonedx, 10 components each) for every 10th image.
@@ -177,7 +178,8 @@ def write_registry(lake_dir: Path, total_images: int, total_vulns: int) -> Regis
             if registered:
                 links.append({
                     "child_image_id": image.image_id, "parent_image_id": parent[0].image_id, "relation": parent[1],
-                    "linked_by": "bench", "reason": "synthetic registry", "linked_at": T0 + timedelta(minutes=image.index),
+                    "linked_by": "bench", "reason": "synthetic registry",
+                    "linked_at": T0 + timedelta(minutes=image.index),
                 })
             if tagged:
                 parent_image = parent[0].image_id if image.index % 2 else parent[0].provider_image_id
@@ -204,16 +206,20 @@ def write_registry(lake_dir: Path, total_images: int, total_vulns: int) -> Regis
     family_count = len(newest_by_family)
     for k in range(asset_total):
         newest = newest_by_family[k % family_count]
-        back = (k // family_count) % 5
+        round_no = k // family_count
+        # even rounds run one of the family's 5 newest versions, odd rounds any version
+        back = round_no % 5 if round_no % 2 == 0 else (round_no * 7 + k) % newest.n
         image = images[max(newest.index - back, newest.index - newest.n + 1)]
         site_id, provider, _env, location, kind = SITES[image.site]
-        state = "terminated" if k % 20 == 0 else "stopped" if k % 20 == 1 else "running"
+        spread = (k + round_no) % 20
+        state = "terminated" if spread == 0 else "stopped" if spread == 1 else "running"
         asset_rows[image.site].append({
             "asset_id": f"{provider}:{site_id}:i-{k:08x}", "site_id": site_id, "provider": provider,
             "native_id": f"i-{k:08x}", "kind": kind, "name": f"{image.family}-{k}", "state": state,
             "discovered_at": now, "image_ref": image.provider_image_id, "platform": "linux", "os": "ubuntu-22.04",
             "instance_type": "m6i.large", "cpu_count": 2, "memory_mb": 8192, "region": location,
-            "zone": f"{location}a", "network": "vpc-golden", "private_ip": f"10.{k >> 16 & 255}.{k >> 8 & 255}.{k & 255}",
+            "zone": f"{location}a", "network": "vpc-golden",
+            "private_ip": f"10.{k >> 16 & 255}.{k >> 8 & 255}.{k & 255}",
             "public_ip": None, "launched_at": T0, "tags": [], "attributes_json": None,
         })
 

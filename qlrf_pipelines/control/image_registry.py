@@ -145,11 +145,12 @@ def promote(
             edges = merge_edges(_manual_edges(conn), catalog.discovered_edges)
             below = [d for d, _depth, _path in descendants(edges, image_id)]
         done: list[Promotion] = []
-        root_id = None
         if changed:
             root_id = _insert(conn, image_id, current, to_status, user, reason, now, None)
             done.append(Promotion(root_id, image_id, current, to_status))
         else:
+            # already revoked: a cascade now still points at the revoke that made it so
+            root_id = _latest_promotion_id(conn, image_id)
             done.append(Promotion(None, image_id, current, to_status))
         untouched = []
         for child in below:
@@ -162,6 +163,16 @@ def promote(
             pid = _insert(conn, child, child_status, "revoked", user, f"cascade from {image_id}: {reason}", now, root_id)
             done.append(Promotion(pid, child, child_status, "revoked", root_id))
     return PromotionResult(done, untouched)
+
+
+def _latest_promotion_id(conn: Connection, image_id: str) -> int | None:
+    row = conn.execute(
+        select(image_promotions.c.promotion_id)
+        .where(image_promotions.c.image_id == image_id)
+        .order_by(image_promotions.c.promotion_id.desc())
+        .limit(1)
+    ).first()
+    return int(row[0]) if row else None
 
 
 def _insert(

@@ -14,8 +14,7 @@ CVE_SQL = """
 select vulnerability_id, severity, package_name, vulnerable_version, fixed_version, source_image_id,
        image_id, depth, path_text, evidence, image_status, asset_id, asset_name, site_id, provider,
        environment, asset_state, is_production
-from v_cve_blast_radius
-where upper(vulnerability_id) = upper(?)
+from cve_blast_radius(?)
 order by depth, image_id, site_id, asset_name
 """
 

@@ -110,8 +110,19 @@ def tree_markdown(
     statuses = statuses or {}
     index = children_index(edges)
     children = {e.child for e in edges}
+    nodes = {e.parent for e in edges} | children
     roots = sorted({e.parent for e in edges} - children)
     lines: list[str] = []
+    printed: set[str] = set()
+    truncated = False
+
+    def emit(line: str) -> bool:
+        nonlocal truncated
+        if len(lines) >= max_lines:
+            truncated = True
+            return False
+        lines.append(line)
+        return True
 
     def label(image: str) -> str:
         status = statuses.get(image)
@@ -119,19 +130,26 @@ def tree_markdown(
 
     def walk(node: str, depth: int, on_path: set[str]) -> None:
         for edge in index.get(node, ()):
-            if len(lines) >= max_lines:
-                return
             if edge.child in on_path:
-                lines.append(f"{'  ' * depth}- {edge.relation} → {edge.child} (cycle)")
+                emit(f"{'  ' * depth}- {edge.relation} → {edge.child} (cycle)")
                 continue
-            lines.append(f"{'  ' * depth}- {edge.relation} → {label(edge.child)}")
+            if not emit(f"{'  ' * depth}- {edge.relation} → {label(edge.child)}"):
+                return
+            printed.add(edge.child)
             walk(edge.child, depth + 1, on_path | {edge.child})
 
+    def tree_from(root: str, note: str = "") -> None:
+        if emit(f"- {label(root)}{note}"):
+            printed.add(root)
+            walk(root, 1, {root})
+
     for root in roots:
-        if len(lines) >= max_lines:
-            break
-        lines.append(f"- {label(root)}")
-        walk(root, 1, {root})
-    if len(lines) >= max_lines:
+        tree_from(root)
+    # Images only reachable inside a cycle (tags that name each other) have no root: start each
+    # such cycle at its smallest image id, so nothing in the lineage is left out of the tree.
+    for node in sorted(nodes):
+        if node not in printed and not truncated:
+            tree_from(node, " (in a lineage cycle)")
+    if truncated:
         lines.append(f"- … truncated at {max_lines} lines")
     return "\n".join(lines) if lines else "_no lineage registered or discovered yet_"

@@ -30,7 +30,10 @@ def test_materialize_partitions_then_warehouse(tmp_path, dagster_instance, prepa
     built = materialize([warehouse_models], resources={"estate": estate, "dbt": dbt}, instance=dagster_instance)
     assert built.success
     checks = [e for e in built.all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
-    assert len(checks) > 50 and all(e.event_specific_data.passed for e in checks)
+    assert len(checks) > 50
+    failed = {e.event_specific_data.check_name: e.event_specific_data.severity.value for e in checks if not e.event_specific_data.passed}
+    # the only failure is a warning: no production image has provenance and an SBOM until some are imported
+    assert failed == {"production_images_have_provenance_and_sbom": "WARN"}
     home = tmp_path / "home"
     assert sql(home, "SELECT site_id, asset_count FROM sites ORDER BY site_id") == [("azure-prod-weu", 50), ("k8s-stg-gke", 24)]
     gke_nodes = sql(home, "SELECT count(*) FROM assets WHERE site_id = 'k8s-stg-gke' AND kind = 'node' AND image_id IS NULL")

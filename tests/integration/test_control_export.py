@@ -21,9 +21,10 @@ import pytest
 from dagster import AssetKey, build_op_context, materialize
 
 from qlrf_pipelines.assets.control_export import control_store_export
-from qlrf_pipelines.control import ControlStore, Rbac
+from qlrf_pipelines.control import ControlStore, Rbac, image_registry
 from qlrf_pipelines.control_export import CONTROL_ENTITIES, CONTROL_SITE_ID, export_control_store
 from qlrf_pipelines.jobs.refresh import export_control_store as export_control_store_op
+from qlrf_pipelines.images.catalog import LakeImageCatalog
 from qlrf_pipelines.lake import list_snapshots, snapshot_id_for
 from qlrf_pipelines.models.records import ENTITY_SCHEMAS, SNAPSHOT_FIELDS
 from qlrf_pipelines.planning.plan import Plan
@@ -73,6 +74,9 @@ def fill_store(store: ControlStore, lake_dir: Path) -> tuple[dict[str, str], lis
     store.approve(approved.task_id, "alice", "canary first, looks right", rbac)
     denied = store.create_task(make_plan(site_id="aws-stg-euw1"), denied_verdicts(), requested_by="carol")
     store.record_tool_invocation(None, "golden_image_families", {}, 7, 5, 2, run_id="plan-run-2")
+    registry = LakeImageCatalog()  # images not discovered in this lake: registered ahead of discovery
+    image_registry.link(store, registry, "app@2", "app@1", "patched_from", "bob", "rebuilt on 1", rbac, allow_unknown=True)
+    image_registry.promote(store, registry, "app@2", "production", "alice", "canary ok", rbac, allow_unknown=True)
     files = export_control_store(store, lake_dir, now=LATEST_EXPORT_AT)
     return {"approved": approved.task_id, "denied": denied.task_id}, files
 
@@ -233,6 +237,15 @@ def test_refresh_op_survives_an_unreadable_store_and_writes_nothing(tmp_path, mo
     assert not (tmp_path / "lake").exists()
 
 
+def test_image_decisions_reach_the_warehouse(estate):
+    assert rows(estate.warehouse, "SELECT parent_image_id, child_image_id, relation, source, linked_by FROM image_lineage") == [
+        ("app@1", "app@2", "patched_from", "registered", "bob")
+    ]
+    assert rows(estate.warehouse, "SELECT image_id, from_status, to_status, promoted_by, is_latest FROM image_promotions") == [
+        ("app@2", None, "production", "alice", True)
+    ]
+
+
 def test_refresh_op_does_not_create_a_missing_store(tmp_path, monkeypatch):
     monkeypatch.delenv("QLRF_CONTROL_URL", raising=False)
     context = build_op_context(resources=resources(tmp_path))
@@ -252,7 +265,10 @@ def test_control_store_export_asset(tmp_path, monkeypatch):
     counts = {
         m.asset_key.path[-1]: m.metadata["rows"].value for m in result.asset_materializations_for_node("control_store_export")
     }
-    assert counts == {"raw_ai_tasks": 1, "raw_ai_task_plans": 1, "raw_ai_tool_invocations": 1}
+    assert counts == {
+        "raw_ai_tasks": 1, "raw_ai_task_plans": 1, "raw_ai_tool_invocations": 1,
+        "raw_image_lineage_links": 0, "raw_image_promotions": 0,
+    }
     spec = control_store_export.specs_by_key[AssetKey(["lake", "raw_ai_tasks"])]
     assert spec.group_name == "remediation" and spec.owners == ["team:platform"] and spec.kinds == {"python", "parquet"}
     assert not control_store_export.partitions_def

@@ -136,6 +136,9 @@ def test_cve_blast_radius_reaches_patched_descendants_not_fixed_versions(registr
     production = sql(home, "SELECT count(DISTINCT asset_id) FROM v_cve_blast_radius "
                            "WHERE vulnerability_id = 'CVE-2024-6387' AND is_production")[0][0]
     assert out["production_assets"] == production > 0
+    # the CLI's table macro starts its walk from that CVE only; the view walks every CVE
+    whole_view = sql(home, "SELECT * FROM v_cve_blast_radius WHERE vulnerability_id = 'CVE-2024-6387' ORDER BY ALL")
+    assert sql(home, "SELECT * FROM cve_blast_radius('cve-2024-6387') ORDER BY ALL") == whole_view
     table = qlrf(home, "blast-radius", "--cve", "CVE-2024-6387").stdout
     assert "Running assets by site:" in table and f"{len(expected)} running asset(s)" in table
 

@@ -160,7 +160,9 @@ def test_run_reports_materializations_and_checks(sample_runs):
     }
     assert {"lake/raw_assets", "lake/raw_images", "lake/raw_sites", "drift_items", "assets", "golden_images"} <= materialized
     checks = [e for e in result.all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
-    assert checks and all(e.event_specific_data.passed for e in checks)
+    failed = {e.event_specific_data.check_name: e.event_specific_data.severity.value for e in checks if not e.event_specific_data.passed}
+    # the only failure is a warning: no production image has provenance and an SBOM until some are imported
+    assert checks and failed == {"production_images_have_provenance_and_sbom": "WARN"}
 
 
 def test_image_tags_and_deployment_summary(sample_runs):

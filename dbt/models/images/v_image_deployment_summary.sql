@@ -12,8 +12,8 @@ select
     count(distinct assets.site_id) as sites,
     coalesce(string_agg(distinct assets.site_id, ',' order by assets.site_id), '') as site_ids,
     max(assets.snapshot_at) as last_seen_at
-from {{ ref('golden_images') }} as golden
-left join {{ ref('assets') }} as assets
+from {{ ref('golden_images').include(database=False) }} as golden
+left join {{ ref('assets').include(database=False) }} as assets
     on assets.image_id = golden.image_id
     and assets.state is distinct from 'terminated'
 group by all

@@ -5,7 +5,7 @@
 -- so tag-declared cycles cannot loop (a cycle with no root outside it has no row here; the
 -- image_lineage cycle test reports it). An image reached by two paths (a diamond) has two rows.
 with recursive edges as (
-    select parent_image_id, child_image_id, relation from {{ ref('image_lineage') }}
+    select parent_image_id, child_image_id, relation from {{ ref('image_lineage').include(database=False) }}
 ),
 
 roots as (
@@ -45,5 +45,5 @@ select
     golden.is_current,
     coalesce(golden.assets_running, 0) as assets_running
 from tree
-left join {{ ref('golden_images') }} as golden on golden.image_id = tree.image_id
-left join {{ ref('image_promotions') }} as promoted on promoted.image_id = tree.image_id and promoted.is_latest
+left join {{ ref('golden_images').include(database=False) }} as golden on golden.image_id = tree.image_id
+left join {{ ref('image_promotions').include(database=False) }} as promoted on promoted.image_id = tree.image_id and promoted.is_latest

@@ -4,7 +4,7 @@
 -- at the highest severity any of them gives it; an image whose latest scans are clean has zeros.
 with scanned as (
     select distinct image_ref
-    from {{ ref('stg_supply_chain_imports') }}
+    from {{ ref('stg_supply_chain_imports').include(database=False) }}
     where kind = 'vulnerabilities' and is_latest
 ),
 
@@ -19,7 +19,7 @@ findings as (
             when 'negligible' then 5 else 6 end) as severity_rank,
         bool_or(is_fixable) as is_fixable,
         min(first_seen) as first_seen
-    from {{ ref('image_vulnerabilities') }}
+    from {{ ref('image_vulnerabilities').include(database=False) }}
     group by image_ref, vulnerability_id, package_name, installed_version
 )
 
@@ -38,5 +38,5 @@ select
     min(findings.first_seen) filter (where findings.severity_rank = 1) as oldest_critical_first_seen
 from scanned
 left join findings on findings.image_ref = scanned.image_ref
-left join {{ ref('int_supply_chain_image_ids') }} as images on images.image_ref = scanned.image_ref
+left join {{ ref('int_supply_chain_image_ids').include(database=False) }} as images on images.image_ref = scanned.image_ref
 group by scanned.image_ref, images.image_id
