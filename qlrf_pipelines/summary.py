@@ -23,7 +23,19 @@ def summary_text(warehouse_path: Path) -> str:
     images = query(
         warehouse_path,
         "SELECT count(DISTINCT family) AS families, count(*) AS golden_images, "
-        "count(*) FILTER (WHERE is_current) AS current FROM golden_images",
+        "count(*) FILTER (WHERE is_current) AS current, "
+        "(SELECT count(*) FROM image_lineage) AS lineage_links, "
+        "(SELECT count(DISTINCT vulnerability_id) FROM image_vulnerabilities) AS cves, "
+        "(SELECT count(DISTINCT image_id) FROM image_components) AS with_sbom, "
+        "(SELECT count(DISTINCT image_id) FROM image_builds) AS with_provenance "
+        "FROM golden_images",
+    )
+    # the most severe CVE reaching the most running assets: a blast-radius example worth trying
+    widest_cve = query(
+        warehouse_path,
+        "SELECT vulnerability_id FROM v_cve_blast_radius GROUP BY vulnerability_id ORDER BY "
+        "min(CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END), "
+        "count(DISTINCT asset_id) DESC, vulnerability_id LIMIT 1",
     )
     drift = query(
         warehouse_path,
@@ -48,5 +60,8 @@ def summary_text(warehouse_path: Path) -> str:
         "Try:",
         f'  duckdb {warehouse_path} "{EXAMPLE_QUERY}"',
         f'  qlrf query "{EXAMPLE_QUERY}"',
+        "  qlrf images tree",
     ]
+    if widest_cve.rows:
+        parts.append(f"  qlrf blast-radius --cve {widest_cve.rows[0][0]}")
     return "\n".join(parts)
