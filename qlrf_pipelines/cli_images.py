@@ -9,6 +9,7 @@ import click
 
 from qlrf_pipelines import settings
 from qlrf_pipelines.cli_tasks import _fail, _rbac, _store
+from qlrf_pipelines.models.vocabulary import IMAGE_STATUSES, LINEAGE_RELATIONS
 
 TAKES_EFFECT = "The warehouse (golden_images, image_lineage, drift) shows it after the next `qlrf run`."
 
@@ -28,7 +29,7 @@ def images() -> None:
 @click.argument("child")
 @click.option("--parent", required=True, help="The image CHILD was built from (golden image id or provider image id).")
 @click.option(
-    "--relation", type=click.Choice(["derived_from", "patched_from", "rebuilt_from"]), default="derived_from",
+    "--relation", type=click.Choice(LINEAGE_RELATIONS), default="derived_from",
     show_default=True,
 )
 @click.option("--user", required=True, help="Who registers the link (must hold MANAGE_IMAGE_LINEAGE).")
@@ -56,7 +57,7 @@ def link(child: str, parent: str, relation: str, user: str, reason: str, allow_u
 
 @images.command("promote")
 @click.argument("image")
-@click.option("--to", "to_status", required=True, type=click.Choice(["testing", "production", "deprecated", "revoked"]))
+@click.option("--to", "to_status", required=True, type=click.Choice(IMAGE_STATUSES))
 @click.option("--user", required=True, help="Who promotes (must hold PROMOTE_IMAGES).")
 @click.option("--reason", required=True, help="Why (kept with the promotion and in the audit log).")
 @click.option("--cascade", is_flag=True, help="With --to revoked: revoke every descendant image too.")

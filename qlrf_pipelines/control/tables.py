@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from qlrf_pipelines.models.vocabulary import IMAGE_STATUSES, LINEAGE_RELATIONS
+
 STATUSES: tuple[str, ...] = (
     "pending_approval",
     "policy_denied",
@@ -182,8 +184,6 @@ audit_chain_head = Table(
     Column("last_hash", String(64), nullable=False),
 )
 
-RELATIONS: tuple[str, ...] = ("derived_from", "patched_from", "rebuilt_from")
-IMAGE_STATUSES: tuple[str, ...] = ("testing", "production", "deprecated", "revoked")
 
 # Lineage a person registered (`qlrf images link`); lineage read from image tags at discovery lives
 # in the lake. One row per (child, parent): linking again with another relation replaces it.
@@ -196,7 +196,7 @@ image_lineage_links = Table(
     Column("linked_by", String(200), nullable=False),
     Column("reason", Text, nullable=False),
     Column("linked_at", UtcDateTime, nullable=False),
-    CheckConstraint(_in("relation", RELATIONS), name="relation"),
+    CheckConstraint(_in("relation", LINEAGE_RELATIONS), name="relation"),
 )
 
 # Every status change of a golden image, in order; the newest per image is its status, overriding

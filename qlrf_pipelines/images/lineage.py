@@ -11,7 +11,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-RELATIONS = ("derived_from", "patched_from", "rebuilt_from")
+from qlrf_pipelines.models.vocabulary import LINEAGE_RELATIONS as RELATIONS
 
 
 class LineageError(ValueError):

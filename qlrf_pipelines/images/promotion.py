@@ -7,7 +7,7 @@ nobody may launch again, and un-revoking it silently would undo a security decis
 
 from __future__ import annotations
 
-STATUSES = ("testing", "production", "deprecated", "revoked")
+from qlrf_pipelines.models.vocabulary import IMAGE_STATUSES as STATUSES
 
 ALLOWED: dict[str | None, frozenset[str]] = {
     None: frozenset(STATUSES),

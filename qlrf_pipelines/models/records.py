@@ -14,27 +14,23 @@ from typing import Iterable, Mapping
 
 import pyarrow as pa
 
-# Golden images are recognised by these tags / labels / custom attributes on provider images.
-# GCP label keys cannot contain ':' or '.', hence the dashed variants.
-FAMILY_TAG = "qlrf:family"
-VERSION_TAG = "qlrf:version"
-STATUS_TAG = "qlrf:status"
-GCP_VERSION_LABEL = "qlrf-version"
-GCP_STATUS_LABEL = "qlrf-status"
-GCP_FAMILY_LABEL = "qlrf-family"
-IMAGE_STATUSES = ("testing", "production", "deprecated", "revoked")
-
-# Lineage: an image names the image it was built from. The parent is a golden image id
-# ("ubuntu-22.04-base@1.2.0"), a provider image id, or (GCP, whose label values cannot hold '@'
-# or '.') a parent family + version pair; the relation is one of LINEAGE_RELATIONS.
-PARENT_IMAGE_TAG = "qlrf:parent-image"
-PARENT_FAMILY_TAG = "qlrf:parent-family"
-PARENT_VERSION_TAG = "qlrf:parent-version"
-PARENT_RELATION_TAG = "qlrf:parent-relation"
-GCP_PARENT_FAMILY_LABEL = "qlrf-parent-family"
-GCP_PARENT_VERSION_LABEL = "qlrf-parent-version"
-GCP_PARENT_RELATION_LABEL = "qlrf-parent-relation"
-LINEAGE_RELATIONS = ("derived_from", "patched_from", "rebuilt_from")
+from qlrf_pipelines.models.vocabulary import (  # noqa: F401 - re-exported for existing imports
+    FAMILY_TAG,
+    VERSION_TAG,
+    STATUS_TAG,
+    GCP_VERSION_LABEL,
+    GCP_STATUS_LABEL,
+    GCP_FAMILY_LABEL,
+    IMAGE_STATUSES,
+    PARENT_IMAGE_TAG,
+    PARENT_FAMILY_TAG,
+    PARENT_VERSION_TAG,
+    PARENT_RELATION_TAG,
+    GCP_PARENT_FAMILY_LABEL,
+    GCP_PARENT_VERSION_LABEL,
+    GCP_PARENT_RELATION_LABEL,
+    LINEAGE_RELATIONS,
+)
 
 ASSET_KINDS = ("vm", "node", "workload", "container")
 ASSET_STATES = ("running", "stopped", "pending", "terminated", "degraded", "unknown")

@@ -165,8 +165,7 @@ def test_package_data_ships_the_folder():
 
 def _qlrf(home: Path, *args: str) -> subprocess.CompletedProcess:
     executable = Path(sys.executable).parent / "qlrf"
-    if not executable.exists():
-        pytest.skip("the qlrf console script is not installed next to this interpreter")
+    assert executable.exists(), f"{executable}: the qlrf console script is not installed (pip install -e .)"
     env = dict(os.environ, QLRF_HOME=str(home))
     return subprocess.run([str(executable), "import", *args], capture_output=True, text=True, env=env, timeout=300)
 
