@@ -97,7 +97,7 @@ def run(quiet: bool, verbose: bool, no_tick: bool, parallel: int) -> None:
 @click.argument("sql")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 def query(sql: str, fmt: str) -> None:
-    """Run read-only SQL on the warehouse, e.g. qlrf query "SELECT * FROM drift_items LIMIT 5"."""
+    """Run read-only SQL on the warehouse, e.g. qlrf query "SELECT * FROM drift_items WHERE status = 'open' LIMIT 5"."""
     from qlrf_pipelines.warehouse import WarehouseError, query as run_query, render
 
     try:
@@ -122,21 +122,30 @@ def summary() -> None:
 @main.command()
 @click.option("--site", "site_id", help="Only this site.")
 @click.option("--severity", type=click.Choice(["critical", "high", "medium", "low"]), help="Only this severity.")
+@click.option(
+    "--type", "drift_kind", type=click.Choice(["image", "config"]),
+    help="Only image drift or only config drift (desired-state rule violations).",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--limit", type=int, default=50, show_default=True)
-def drift(site_id: str | None, severity: str | None, fmt: str, limit: int) -> None:
-    """List current image drift items, worst first."""
+def drift(site_id: str | None, severity: str | None, drift_kind: str | None, fmt: str, limit: int) -> None:
+    """List open drift items (image and config drift), worst first."""
     from qlrf_pipelines.warehouse import WarehouseError, query as run_query, render
 
+    # drift_items keeps every episode; what drifts now is status = 'open'.
     sql = (
-        "SELECT site_id, asset_name, drift_type, severity, family, asset_version, current_version, "
-        "versions_behind, days_behind FROM drift_items "
-        "WHERE (? IS NULL OR site_id = ?) AND (? IS NULL OR severity = ?) "
+        "SELECT site_id, asset_name, drift_type, rule_id, severity, family, asset_version, current_version, "
+        "versions_behind, days_behind, expected, actual, age_days FROM drift_items "
+        "WHERE status = 'open' AND (? IS NULL OR site_id = ?) AND (? IS NULL OR severity = ?) "
+        "AND (? IS NULL OR (drift_type = 'config') = (? = 'config')) "
         "ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, "
-        "site_id, asset_name LIMIT ?"
+        "site_id, asset_name, drift_type, rule_id LIMIT ?"
     )
     try:
-        result = run_query(settings.paths().warehouse_path, sql, [site_id, site_id, severity, severity, limit])
+        result = run_query(
+            settings.paths().warehouse_path, sql,
+            [site_id, site_id, severity, severity, drift_kind, drift_kind, limit],
+        )
     except WarehouseError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(render(result, fmt))
@@ -278,6 +287,7 @@ def dev(dagster_args: tuple[str, ...]) -> None:
     os.execvp(command[0], command)
 
 
+from qlrf_pipelines.cli_compliance import evidence, waivers  # noqa: E402
 from qlrf_pipelines.cli_images import blast_radius, images  # noqa: E402
 from qlrf_pipelines.cli_tasks import audit, tasks, tick  # noqa: E402
 
@@ -286,6 +296,8 @@ main.add_command(audit)
 main.add_command(tick)
 main.add_command(images)
 main.add_command(blast_radius)
+main.add_command(waivers)
+main.add_command(evidence)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 The control store (SQLite or PostgreSQL) holds human decisions and workflow state; the warehouse
 is rebuilt from the lake only. So each export lands one full snapshot of `ai_tasks`,
-`ai_task_plans`, `ai_tool_invocations`, `image_lineage_links` and `image_promotions` under site id "control", through the same writer
+`ai_task_plans`, `ai_tool_invocations`, `image_lineage_links`, `image_promotions` and
+`compliance_waivers` under site id "control", through the same writer
 discovery uses (`raw/<entity>/site=control/snapshot=<id>.parquet`, never overwritten), and dbt
-reads the latest one. All three files are written even when empty, so every dbt source always
+reads the latest one. Every file is written even when empty, so every dbt source always
 has a file once the first export ran.
 
 What is exported is exactly what `ControlStore.export_rows` returns, filtered through the Arrow
@@ -15,7 +16,7 @@ No Dagster here: the refresh job's op and the `control_store_export` asset both 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -39,6 +40,8 @@ CONTROL_ENTITIES: dict[str, str] = {
     "who, why), one row per link per control snapshot.",
     "image_promotions": "Every golden image status change made with `qlrf images promote`, cascaded revokes "
     "included, one row per promotion per control snapshot.",
+    "compliance_waivers": "Compliance waivers made with `qlrf waivers add` (control, asset, expiry, who, why) and "
+    "their revocations, one row per waiver per control snapshot.",
 }
 
 
@@ -50,17 +53,27 @@ def _parse_time(value: Any) -> datetime | None:
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
+def _parse_date(value: Any) -> date | None:
+    """YYYY-MM-DD text (the export's form) to a date; dates pass through."""
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
 def control_table(entity: str, rows: list[Mapping[str, Any]], snapshot_id: str) -> pa.Table:
-    """Export rows of one entity as a typed lake table: timestamps parsed, snapshot columns added,
-    and only the schema's columns kept."""
+    """Export rows of one entity as a typed lake table: timestamps and dates parsed, snapshot
+    columns added, and only the schema's columns kept."""
     schema = ENTITY_SCHEMAS[entity]
     stamps = {f.name for f in schema if pa.types.is_timestamp(f.type)}
+    days = {f.name for f in schema if pa.types.is_date(f.type)}
     snapshot_at = snapshot_time(snapshot_id)
     typed = []
     for row in rows:
         record = {name: row.get(name) for name in schema.names}
         for name in stamps:
             record[name] = _parse_time(record[name])
+        for name in days:
+            record[name] = _parse_date(record[name])
         record["snapshot_id"] = snapshot_id
         record["snapshot_at"] = snapshot_at
         typed.append(record)

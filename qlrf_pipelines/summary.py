@@ -6,8 +6,10 @@ from pathlib import Path
 
 from qlrf_pipelines.warehouse import query, render
 
+# drift_items keeps every episode; the current drift is the open ones.
 EXAMPLE_QUERY = (
-    "SELECT site_id, severity, count(*) AS items FROM drift_items GROUP BY ALL ORDER BY site_id, severity"
+    "SELECT site_id, drift_type, severity, count(*) AS items FROM drift_items WHERE status = 'open' "
+    "GROUP BY ALL ORDER BY ALL"
 )
 
 
@@ -39,10 +41,22 @@ def summary_text(warehouse_path: Path) -> str:
     )
     drift = query(
         warehouse_path,
-        "SELECT severity, drift_type, count(*) AS items FROM drift_items GROUP BY severity, drift_type "
+        "SELECT severity, drift_type, count(*) AS items FROM drift_items WHERE status = 'open' "
+        "GROUP BY severity, drift_type "
         "ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 ELSE 3 END, drift_type",
     )
     total_drift = sum(row[-1] for row in drift.rows)
+    # one row per framework: how its controls stood at the latest evaluation (worst check wins)
+    compliance = query(
+        warehouse_path,
+        "WITH controls AS (SELECT DISTINCT framework_id, control_id, control_status FROM v_compliance_status) "
+        "SELECT framework_id, count(*) AS controls, "
+        "count(*) FILTER (WHERE control_status = 'pass') AS pass, "
+        "count(*) FILTER (WHERE control_status = 'fail') AS fail, "
+        "count(*) FILTER (WHERE control_status = 'waived') AS waived, "
+        "count(*) FILTER (WHERE control_status IN ('error', 'not_assessed')) AS not_assessed "
+        "FROM controls GROUP BY framework_id ORDER BY framework_id",
+    )
     parts = [
         f"Sites ({len(sites.rows)}):",
         render(sites),
@@ -53,14 +67,19 @@ def summary_text(warehouse_path: Path) -> str:
         "Golden images:",
         render(images),
         "",
-        f"Drift items ({total_drift}):",
+        f"Drift items open now ({total_drift}):",
         render(drift),
+        "",
+        "Compliance controls at the latest evaluation (v_compliance_status; docs/compliance.md):",
+        render(compliance),
         "",
         f"Warehouse: {warehouse_path}",
         "Try:",
         f'  duckdb {warehouse_path} "{EXAMPLE_QUERY}"',
         f'  qlrf query "{EXAMPLE_QUERY}"',
         "  qlrf images tree",
+        "  qlrf drift --type config",
+        "  qlrf evidence export --framework nist-800-53 --at now --out evidence-pack",
     ]
     if widest_cve.rows:
         parts.append(f"  qlrf blast-radius --cve {widest_cve.rows[0][0]}")

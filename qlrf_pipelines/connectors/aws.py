@@ -35,13 +35,31 @@ exactly as the EC2 API returns them (boto3 datetimes written as ISO 8601 strings
       }
     }
 
-Either operation may be absent for a region (nothing discovered there).
+Either operation may be absent for a region (nothing discovered there). Two more are read when
+present (the live connector stores them; payloads without them still normalize, with
+disk_encryption left null or, without the aliases, at most "platform_managed"):
+
+          "DescribeVolumes": {"Volumes": [{                   # ec2.describe_volumes()
+              "VolumeId": "vol-0a1b...", "Size": 20, "VolumeType": "gp3", "State": "in-use",
+              "Encrypted": true, "KmsKeyId": "arn:aws:kms:us-east-1:111122223333:key/1a2b...",
+              "Attachments": [{"InstanceId": "i-0123456789abcdef0", "Device": "/dev/sda1",
+                               "State": "attached", "DeleteOnTermination": true}]}]},
+          "ListAliases": {"Aliases": [{                        # kms.list_aliases() in the region
+              "AliasName": "alias/aws/ebs", "TargetKeyId": "1a2b...",
+              "AliasArn": "arn:aws:kms:us-east-1:111122223333:alias/aws/ebs"}]}
 
 Mapping
 -------
 * Every instance is an AssetRecord of kind "vm": asset_id `aws:<site>:<InstanceId>`, name from
   the `Name` tag (else the instance id), image_ref the AMI id, cpu_count CoreCount x
   ThreadsPerCore, network the VPC id, region the payload region, zone the availability zone.
+* disk_encryption is the weakest of the instance's attached EBS volumes: "none" when one is not
+  encrypted; "platform_managed" when encrypted under an AWS managed key (`alias/aws/ebs`: the
+  volume names the key by ARN, so the region's `alias/aws/*` aliases say which keys are AWS
+  managed); "customer_managed" under any other key (a customer managed key of this or another
+  account). Without ListAliases an encrypted volume counts as "platform_managed": encrypted, but
+  with nothing to prove the customer holds the key. Null when no volume is attached (instance
+  store only, terminated, or no DescribeVolumes). Unencrypted volume ids go to attributes_json.
 * Every image is an ImageRecord keyed by AMI id; the tags `qlrf:family`, `qlrf:version` and
   `qlrf:status` make it a golden image (a status outside IMAGE_STATUSES is dropped).
   `qlrf:parent-image` (or Packer's `source_ami` / `SourceAMI`) and `qlrf:parent-relation` name
@@ -55,16 +73,21 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from qlrf_pipelines.connectors.base import (
+    ENCRYPTION_CUSTOMER,
+    ENCRYPTION_NONE,
+    ENCRYPTION_PLATFORM,
     PayloadError,
     TagCache,
     compact_json,
     gc_paused,
+    get_list,
     get_mapping,
     get_str,
     image_parent,
     image_status,
     parse_timestamp,
     require_list,
+    weakest_encryption,
 )
 from qlrf_pipelines.models.records import (
     FAMILY_TAG,
@@ -129,6 +152,62 @@ def _cpu_count(options: Any, where: str) -> int | None:
     return cores * threads
 
 
+AWS_MANAGED_ALIAS_PREFIX = "alias/aws/"
+_ATTACHED = ("attached", "attaching")
+
+# instance id -> [(volume id, encryption)] of the volumes attached to it
+_Volumes = dict[str, list[tuple[str, str]]]
+
+
+def _aws_managed_keys(calls: Mapping, where: str) -> set[str] | None:
+    """Ids of the region's AWS managed KMS keys (targets of `alias/aws/*`); None without ListAliases."""
+    listed = calls.get("ListAliases")
+    if listed is None:
+        return None
+    lwhere = f"{where}.ListAliases"
+    keys = set()
+    for index, alias in enumerate(get_list(get_mapping(listed, lwhere), "Aliases", lwhere)):
+        alias = get_mapping(alias, f"{lwhere}.Aliases[{index}]")
+        name = alias.get("AliasName")
+        target = alias.get("TargetKeyId")
+        if isinstance(name, str) and name.startswith(AWS_MANAGED_ALIAS_PREFIX) and isinstance(target, str):
+            keys.add(target)
+    return keys
+
+
+def _volume_encryption(volume: Mapping, aws_managed: set[str] | None) -> str:
+    if not volume.get("Encrypted"):
+        return ENCRYPTION_NONE
+    key = volume.get("KmsKeyId")
+    if not isinstance(key, str) or not key or AWS_MANAGED_ALIAS_PREFIX in key or aws_managed is None:
+        return ENCRYPTION_PLATFORM
+    # A key ARN 'arn:aws:kms:<region>:<account>:key/<id>' or a bare key id.
+    return ENCRYPTION_PLATFORM if key.rsplit("/", 1)[-1] in aws_managed else ENCRYPTION_CUSTOMER
+
+
+def _volumes(calls: Mapping, where: str) -> _Volumes:
+    described = calls.get("DescribeVolumes")
+    if described is None:
+        return {}
+    aws_managed = _aws_managed_keys(calls, where)
+    vwhere = f"{where}.DescribeVolumes"
+    by_instance: _Volumes = {}
+    for index, volume in enumerate(require_list(described, "Volumes", vwhere)):
+        volwhere = f"{vwhere}.Volumes[{index}]"
+        volume = get_mapping(volume, volwhere)
+        attachments = get_list(volume, "Attachments", volwhere)
+        if not attachments:
+            continue
+        encryption = _volume_encryption(volume, aws_managed)
+        volume_id = get_str(volume, "VolumeId", volwhere) or ""
+        for a_index, attachment in enumerate(attachments):
+            attachment = get_mapping(attachment, f"{volwhere}.Attachments[{a_index}]")
+            instance_id = attachment.get("InstanceId")
+            if isinstance(instance_id, str) and attachment.get("State", "attached") in _ATTACHED:
+                by_instance.setdefault(instance_id, []).append((volume_id, encryption))
+    return by_instance
+
+
 def _instance(
     instance: Any,
     where: str,
@@ -137,6 +216,7 @@ def _instance(
     site: Site,
     discovered_at: datetime,
     make_tags: TagCache,
+    volumes: _Volumes,
 ) -> AssetRecord:
     instance = get_mapping(instance, where)
     instance_id = get_str(instance, "InstanceId", where, required=True)
@@ -152,6 +232,8 @@ def _instance(
         zone = get_str(get_mapping(placement, f"{where}.Placement"), "AvailabilityZone", f"{where}.Placement")
     platform_details = get_str(instance, "PlatformDetails", where)
     launch_time = instance.get("LaunchTime")
+    attached = volumes.get(instance_id, ())
+    unencrypted = [volume_id for volume_id, encryption in attached if encryption == ENCRYPTION_NONE]
     return AssetRecord(
         asset_id=f"aws:{site.id}:{instance_id}",
         site_id=site.id,
@@ -171,6 +253,7 @@ def _instance(
         network=get_str(instance, "VpcId", where),
         private_ip=get_str(instance, "PrivateIpAddress", where),
         public_ip=get_str(instance, "PublicIpAddress", where),
+        disk_encryption=weakest_encryption(encryption for _, encryption in attached),
         launched_at=parse_timestamp(launch_time, f"{where}.LaunchTime") if launch_time is not None else None,
         tags=make_tags(tags),
         attributes_json=compact_json(
@@ -180,6 +263,7 @@ def _instance(
                 "ReservationId": reservation_id,
                 "StateCode": state.get("Code"),
                 "SubnetId": instance.get("SubnetId"),
+                "UnencryptedVolumes": unencrypted or None,
             }
         ),
     )
@@ -225,6 +309,7 @@ def normalize(payload: Mapping, site: Site, discovered_at: datetime) -> Discover
     for region, calls in regions.items():
         rwhere = f"regions.{region}"
         calls = get_mapping(calls, rwhere)
+        volumes = _volumes(calls, rwhere)
 
         described = calls.get("DescribeInstances")
         if described is not None:
@@ -235,7 +320,9 @@ def normalize(payload: Mapping, site: Site, discovered_at: datetime) -> Discover
                 reservation_id = reservation.get("ReservationId")
                 for i_index, instance in enumerate(require_list(reservation, "Instances", reswhere)):
                     iwhere = f"{reswhere}.Instances[{i_index}]"
-                    assets.append(_instance(instance, iwhere, region, reservation_id, site, discovered_at, make_tags))
+                    assets.append(
+                        _instance(instance, iwhere, region, reservation_id, site, discovered_at, make_tags, volumes)
+                    )
 
         described = calls.get("DescribeImages")
         if described is not None:

@@ -21,7 +21,13 @@ flattens and snake-cases):
                   "imageReference": {"id": ".../galleries/<g>/images/<definition>/versions/<v>"}
                                  # or {"id": ".../galleries/<g>/images/<definition>", "exactVersion": "1.3.0"}
                                  # or {"publisher": "Canonical", "offer": "...", "sku": "...", "version": "latest"},
-                  "osDisk": {"osType": "Linux", "name": "..."}},
+                  "osDisk": {"osType": "Linux", "name": "...",
+                             "managedDisk": {"id": ".../disks/<disk>", "storageAccountType": "Premium_LRS",
+                                             "diskEncryptionSet": {"id": ".../diskEncryptionSets/<des>"}}},
+                                             # diskEncryptionSet only with customer-managed keys;
+                                             # an unmanaged disk has "vhd": {"uri": ...} instead
+                  "dataDisks": [{"lun": 0, "managedDisk": {...}}]},
+              "securityProfile": {"encryptionAtHost": true},                  # optional
               "osProfile": {"computerName": "web-prod-0042"},
               "networkProfile": {"networkInterfaces": [{"id": ".../networkInterfaces/<nic>",
                                                         "properties": {"primary": true}}]},
@@ -48,7 +54,10 @@ flattens and snake-cases):
               "privateIPAddress": "10.1.0.4", "subnet": {"id": ".../virtualNetworks/<vnet>/subnets/<subnet>"},
               "publicIPAddress": {"id": ".../publicIPAddresses/<pip>"}}}]}}]},
       "publicIPAddresses": {"value": [{          # public_ip_addresses.list_all()
-          "id": ".../publicIPAddresses/<pip>", "properties": {"ipAddress": "20.1.2.3"}}]}
+          "id": ".../publicIPAddresses/<pip>", "properties": {"ipAddress": "20.1.2.3"}}]},
+      "disks": {"value": [{                      # disks.list()
+          "id": ".../disks/<disk>", "properties": {"encryption": {"type": "EncryptionAtRestWithPlatformKey"},
+                                                    "encryptionSettingsCollection": {"enabled": false}}}]}
     }
 
 Only `virtualMachines` is required; every other collection may be absent.
@@ -60,6 +69,16 @@ Mapping
   reference plus `exactVersion` becomes the version's id) or `publisher:offer:sku:version` for
   marketplace images, network the primary NIC's name, region the location, zone the first zone.
   Private / public IPs come from `networkInterfaces` / `publicIPAddresses` when present.
+* disk_encryption is the weakest of the VM's OS and data disks. A managed disk is always
+  encrypted at rest (Azure Storage service-side encryption): "platform_managed", or
+  "customer_managed" when it names a disk encryption set (customer-managed key), when Azure Disk
+  Encryption is on (`osDisk.encryptionSettings.enabled`, keys in the customer's Key Vault), or
+  when its resource in `disks` says `encryption.type` *WithCustomerKey* or
+  `encryptionSettingsCollection.enabled`. An unmanaged disk (a VHD in a storage account, `vhd`)
+  counts as "none": its encryption is the storage account's business, not the VM's. Encryption at
+  host (`securityProfile.encryptionAtHost`) encrypts caches and temp disks with the disks' own
+  keys, so it does not change the answer; it is kept in attributes_json. Null without a
+  storageProfile disk.
 * Gallery image versions are ImageRecords keyed by their id in lower case: family from the tag
   `qlrf:family` else the image definition name, version from `qlrf:version` else the version
   name (gallery versions must be Major.Minor.Patch, so the tag carries versions like "2026.10"),
@@ -72,11 +91,15 @@ Mapping
 
 from __future__ import annotations
 
+from collections.abc import Mapping as AbcMapping
 from datetime import datetime
 from typing import Iterator, Mapping
 
 from qlrf_pipelines.connectors.base import (
     EMPTY,
+    ENCRYPTION_CUSTOMER,
+    ENCRYPTION_NONE,
+    ENCRYPTION_PLATFORM,
     PayloadError,
     TagCache,
     compact_json,
@@ -90,6 +113,7 @@ from qlrf_pipelines.connectors.base import (
     image_status,
     last_segment,
     parse_timestamp,
+    weakest_encryption,
 )
 from qlrf_pipelines.models.records import (
     FAMILY_TAG,
@@ -254,6 +278,53 @@ def _public_ip_table(payload: Mapping) -> dict[str, str | None]:
     return table
 
 
+def _customer_keyed_disks(payload: Mapping) -> set[str]:
+    """Ids (lower case) of the managed disks whose own resource says the customer holds the key:
+    a customer-managed key (`encryption.type` ...WithCustomerKey / ...WithPlatformAndCustomerKeys)
+    or Azure Disk Encryption (`encryptionSettingsCollection.enabled`)."""
+    found: set[str] = set()
+    for where, disk in _collection(payload, "disks"):
+        properties = get_optional_mapping(disk, "properties", where)
+        encryption_type = get_optional_mapping(properties, "encryption", f"{where}.properties").get("type")
+        ade = get_optional_mapping(properties, "encryptionSettingsCollection", f"{where}.properties").get("enabled")
+        if ade is True or (isinstance(encryption_type, str) and "customerkey" in encryption_type.lower()):
+            disk_id = get_str(disk, "id", where)
+            if disk_id:
+                found.add(disk_id.lower())
+    return found
+
+
+def _disk_encryption(disk: Mapping, where: str, customer_keyed: set[str]) -> str | None:
+    managed = disk.get("managedDisk")
+    if managed is not None:
+        managed = get_mapping(managed, f"{where}.managedDisk")
+        des = managed.get("diskEncryptionSet")
+        settings = disk.get("encryptionSettings")
+        disk_id = managed.get("id")
+        if (
+            (isinstance(des, AbcMapping) and des.get("id"))
+            or (isinstance(settings, AbcMapping) and settings.get("enabled") is True)
+            or (isinstance(disk_id, str) and disk_id.lower() in customer_keyed)
+        ):
+            return ENCRYPTION_CUSTOMER
+        return ENCRYPTION_PLATFORM
+    if disk.get("vhd") is not None:
+        settings = disk.get("encryptionSettings")
+        return ENCRYPTION_CUSTOMER if isinstance(settings, AbcMapping) and settings.get("enabled") is True else ENCRYPTION_NONE
+    return None
+
+
+def _vm_encryption(storage: Mapping, swhere: str, customer_keyed: set[str]) -> str | None:
+    values = []
+    os_disk = storage.get("osDisk")
+    if os_disk is not None:
+        values.append(_disk_encryption(get_mapping(os_disk, f"{swhere}.osDisk"), f"{swhere}.osDisk", customer_keyed))
+    for index, data_disk in enumerate(get_list(storage, "dataDisks", swhere)):
+        dwhere = f"{swhere}.dataDisks[{index}]"
+        values.append(_disk_encryption(get_mapping(data_disk, dwhere), dwhere, customer_keyed))
+    return weakest_encryption(values)
+
+
 def _vm(
     vm: Mapping,
     where: str,
@@ -262,6 +333,7 @@ def _vm(
     nics: Mapping[str, _Nic],
     public_ips: Mapping[str, str | None],
     make_tags: TagCache,
+    customer_keyed: set[str],
 ) -> AssetRecord:
     vm_resource_id = get_str(vm, "id", where, required=True)
     name = get_str(vm, "name", where, required=True)
@@ -293,6 +365,7 @@ def _vm(
     time_created = properties.get("timeCreated")
     launched_at = parse_timestamp(time_created, f"{pwhere}.timeCreated") if time_created is not None else None
     hardware = get_optional_mapping(properties, "hardwareProfile", pwhere)
+    security = get_optional_mapping(properties, "securityProfile", pwhere)
     return AssetRecord(
         asset_id=f"azure:{site.id}:{vm_id}",
         site_id=site.id,
@@ -311,11 +384,13 @@ def _vm(
         network=last_segment(nic_id),
         private_ip=private_ip,
         public_ip=public_ip,
+        disk_encryption=_vm_encryption(storage, swhere, customer_keyed),
         launched_at=launched_at,
         tags=make_tags(get_str_map(vm, "tags", where, "tag")),
         attributes_json=compact_json(
             {
                 "computerName": get_optional_mapping(properties, "osProfile", pwhere).get("computerName"),
+                "encryptionAtHost": security.get("encryptionAtHost"),
                 "licenseType": properties.get("licenseType"),
                 "priority": properties.get("priority"),
                 "provisioningState": properties.get("provisioningState"),
@@ -413,11 +488,12 @@ def normalize(payload: Mapping, site: Site, discovered_at: datetime) -> Discover
     nics = _nic_table(payload)
     public_ips = _public_ip_table(payload)
     definitions = _definition_table(payload)
+    customer_keyed = _customer_keyed_disks(payload)
     make_tags = TagCache()
 
     found = Discovery()
     for where, vm in _collection(payload, "virtualMachines", required=True):
-        found.assets.append(_vm(vm, where, site, discovered_at, nics, public_ips, make_tags))
+        found.assets.append(_vm(vm, where, site, discovered_at, nics, public_ips, make_tags, customer_keyed))
     for where, version in _collection(payload, "galleryImageVersions"):
         found.images.append(_gallery_version(version, where, site, discovered_at, definitions))
     for where, image in _collection(payload, "images"):

@@ -14,7 +14,7 @@ from collections.abc import Mapping as AbcMapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from qlrf_pipelines.models.records import (
     IMAGE_STATUSES,
@@ -227,6 +227,25 @@ def _first(tags: Mapping[str, str], keys: tuple[str, ...]) -> str | None:
         if value is not None and str(value).strip():
             return str(value).strip()
     return None
+
+
+# -- disk encryption ---------------------------------------------------------------------------
+
+ENCRYPTION_NONE = "none"
+ENCRYPTION_PLATFORM = "platform_managed"
+ENCRYPTION_CUSTOMER = "customer_managed"
+_ENCRYPTION_RANK = {ENCRYPTION_NONE: 0, ENCRYPTION_PLATFORM: 1, ENCRYPTION_CUSTOMER: 2}
+
+
+def weakest_encryption(values: Iterable[str | None]) -> str | None:
+    """An asset's disk_encryption: the weakest of its disks' ("none" < "platform_managed" <
+    "customer_managed"), so one unencrypted volume makes the whole machine "none". Disks the
+    provider says nothing about (None) are skipped; None when no disk says anything."""
+    weakest = None
+    for value in values:
+        if value is not None and (weakest is None or _ENCRYPTION_RANK[value] < _ENCRYPTION_RANK[weakest]):
+            weakest = value
+    return weakest
 
 
 # One encoder built once: json.dumps with non-default options builds a new one per call.

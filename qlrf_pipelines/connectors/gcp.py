@@ -28,7 +28,9 @@ pages' `items` merged. With google-cloud-compute that is
           "zones/europe-west1-b": {"disks": [{
               "name": "web-prod-0042", "selfLink": ".../projects/<p>/zones/europe-west1-b/disks/web-prod-0042",
               "sourceImage": ".../projects/<p>/global/images/golden-ubuntu-22-04-base-1-3-0",
-              "sourceImageId": "123...", "sizeGb": "20", "type": ".../diskTypes/pd-balanced"}]}}},
+              "sourceImageId": "123...", "sizeGb": "20", "type": ".../diskTypes/pd-balanced",
+              "diskEncryptionKey": {"kmsKeyName": "projects/<p>/locations/<l>/keyRings/<r>/cryptoKeys/<k>/cryptoKeyVersions/1"}
+              }]}}},                                  # diskEncryptionKey only with CMEK ({"sha256": ...} with CSEK)
       "images.list": {"items": [{
           "id": "123...", "name": "golden-ubuntu-22-04-base-1-3-0", "selfLink": ".../projects/<p>/global/images/...",
           "family": "ubuntu-22-04-base", "creationTimestamp": "...", "status": "READY",
@@ -51,6 +53,11 @@ Mapping
   source image as `projects/<project>/global/images/<name>`, region from the zone
   (europe-west1-b -> europe-west1), instance_type the machine type name, network the VPC name.
   Status TERMINATED means stopped in GCP; REPAIRING is "degraded".
+* disk_encryption is the weakest of the instance's attached disks. Compute Engine encrypts every
+  disk at rest, so a disk is "platform_managed" unless it (its entry in `instances[].disks`, or
+  its resource in `disks.aggregatedList`) carries a `diskEncryptionKey` with a Cloud KMS key
+  (`kmsKeyName`, CMEK) or a customer-supplied key (`sha256`, CSEK): "customer_managed". Null for
+  an instance without disks.
 * Images are ImageRecords keyed by `projects/<project>/global/images/<name>`: family from the
   label `qlrf-family` else the `family` field, version from `qlrf-version`, status from
   `qlrf-status`, overridden by `deprecated.state` (DEPRECATED -> deprecated unless already
@@ -69,6 +76,8 @@ from typing import Any, Iterator, Mapping
 
 from qlrf_pipelines.connectors.base import (
     EMPTY,
+    ENCRYPTION_CUSTOMER,
+    ENCRYPTION_PLATFORM,
     PayloadError,
     TagCache,
     compact_json,
@@ -80,6 +89,7 @@ from qlrf_pipelines.connectors.base import (
     image_parent,
     last_segment,
     parse_timestamp,
+    weakest_encryption,
 )
 from qlrf_pipelines.models.records import (
     GCP_FAMILY_LABEL,
@@ -291,17 +301,19 @@ def _instance(
             break
 
     boot: Mapping = EMPTY
+    disk: Mapping = EMPTY  # the boot disk's resource
+    encryption: list[str] = []
     for index, attached in enumerate(get_list(instance, "disks", where)):
         attached = get_mapping(attached, f"{where}.disks[{index}]")
-        if attached.get("boot"):
-            boot = attached
-            break
-    disk: Mapping = EMPTY
-    image_ref = None
+        attached_source = attached.get("source")
+        resource = disks.get(resource_path(str(attached_source)), EMPTY) if attached_source else EMPTY
+        if boot is EMPTY and attached.get("boot"):
+            boot, disk = attached, resource
+        encryption.append(
+            ENCRYPTION_CUSTOMER if _customer_key(attached) or _customer_key(resource) else ENCRYPTION_PLATFORM
+        )
     source = boot.get("source")
-    if source:
-        disk = disks.get(resource_path(str(source)), EMPTY)
-        image_ref = _disk_image(disk, image_paths)
+    image_ref = _disk_image(disk, image_paths) if source else None
     platform, os = os_facts(boot, disk)
 
     tags = instance.get("tags")
@@ -330,6 +342,7 @@ def _instance(
         network=last_segment(nic.get("network")),
         private_ip=nic.get("networkIP"),
         public_ip=public_ip,
+        disk_encryption=weakest_encryption(encryption),
         launched_at=launched_at,
         tags=make_tags(get_str_map(instance, "labels", where, "label")),
         attributes_json=compact_json(
@@ -344,6 +357,12 @@ def _instance(
             }
         ),
     )
+
+
+def _customer_key(disk: Mapping) -> bool:
+    """Whether an attached disk or disk resource is encrypted with a key the customer holds."""
+    key = disk.get("diskEncryptionKey")
+    return isinstance(key, AbcMapping) and bool(key.get("kmsKeyName") or key.get("sha256"))
 
 
 def _disk_image(disk: Mapping, image_paths: Mapping[str, str]) -> str | None:

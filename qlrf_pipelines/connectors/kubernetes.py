@@ -30,8 +30,12 @@ Mapping
   (an annotation when the id holds '/', like a GCP image path, which label values cannot), so
   node drift is measured against the image ids the VM sites discover.
 * Deployments, StatefulSets, DaemonSets and CronJobs are assets of kind "workload" named
-  `<namespace>/<name>`; image_ref is the first container's image reference as written.
-* Every distinct container image under the site's golden registry
+  `<namespace>/<name>`; image_ref is the first container's image reference as written, except
+  that a reference pinned by tag and digest (`repo:tag@sha256:...`) is named by its tag
+  (`repo:tag`): the tag is the image version the catalog knows, the digest pins its content. Every
+  container's full reference (and the digest its pods run, when pods are listed) is kept in
+  attributes_json `containers` / `initContainers`; disk_encryption is null (not a VM's disks).
+* Every distinct container image (named as image_ref names it) under the site's golden registry
   (`settings.golden_registry`, a prefix such as `registry.example.com/golden`, or a list of
   them) becomes an ImageRecord: family = repository path below the prefix, version = tag. The
   API does not know a release status, so status is None; lifecycle comes from the catalog.
@@ -195,6 +199,15 @@ def _golden_prefixes(site: Site) -> list[str]:
     return [str(v).rstrip("/") + "/" for v in values if v]
 
 
+def image_name(reference: str) -> str:
+    """The image a reference names: 'repo:tag@sha256:<d>' -> 'repo:tag'. A digest-only reference
+    ('repo@sha256:<d>') or a plain one is returned as written."""
+    name, at, _digest = reference.partition("@")
+    if at and ":" in name.rsplit("/", 1)[-1]:
+        return name
+    return reference
+
+
 def golden_image(reference: str, prefixes: list[str]) -> tuple[str, str | None] | None:
     """(family, version) of a container image under one of the golden registry prefixes."""
     for prefix in prefixes:
@@ -346,7 +359,7 @@ def _workload(
         name=f"{namespace}/{name}",
         state=state,
         discovered_at=discovered_at,
-        image_ref=containers[0][1],
+        image_ref=image_name(containers[0][1]),
         platform=node_selector.get("kubernetes.io/os"),
         network=namespace,
         launched_at=parse_timestamp(metadata.get("creationTimestamp"), f"{where}.metadata.creationTimestamp"),
@@ -366,7 +379,7 @@ def _workload(
             }
         ),
     )
-    return asset, [image for _, image in containers + init_containers]
+    return asset, [image_name(image) for _, image in containers + init_containers]
 
 
 @gc_paused()

@@ -22,6 +22,7 @@ datetimes as ISO 8601 strings. Properties vCenter does not return (unset values)
           "config.guestFullName": "Ubuntu Linux (64-bit)", "config.guestId": "ubuntu64Guest",
           "config.hardware.numCPU": 4, "config.hardware.memoryMB": 8192,
           "config.createDate": "2026-07-08T09:12:00Z", "config.annotation": "...",
+          "config.keyId": {"keyId": "9d1c...", "providerId": {"id": "kms-dc1"}},   # encrypted VMs only
           "runtime.powerState": "poweredOn", "runtime.host": "host-21",
           "guest.toolsRunningStatus": "guestToolsRunning", "guest.toolsVersionStatus2": "guestToolsCurrent",
           "guest.ipAddress": "10.20.1.15", "network": ["network-31"], "datastore": ["datastore-11"],
@@ -40,6 +41,9 @@ Mapping
   the template a VM was cloned from and becomes `image_ref`. All custom attributes (names
   resolved through `customFieldDefs`) become tags.
 * region is the site's location (the datacenter); zone is the cluster of the VM's host.
+* disk_encryption: "customer_managed" when the VM is encrypted (vSphere VM Encryption,
+  `config.keyId` set: its disks are encrypted with a key from the customer's key provider, whose
+  id goes to attributes_json), else "none"; null for a VM without config (inaccessible).
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ from datetime import datetime
 from typing import Mapping
 
 from qlrf_pipelines.connectors.base import (
+    ENCRYPTION_CUSTOMER,
+    ENCRYPTION_NONE,
     PayloadError,
     compact_json,
     gc_paused,
@@ -168,6 +174,19 @@ def _custom_values(props: Mapping, where: str, field_names: Mapping[int, str]) -
     return result
 
 
+def _encryption(props: Mapping, where: str) -> tuple[str, str | None]:
+    """(disk_encryption, key provider id) of a VM that has a config."""
+    key = props.get("config.keyId")
+    if key is None:
+        return ENCRYPTION_NONE, None
+    key = get_mapping(key, f"{where}.config.keyId")
+    provider = key.get("providerId")
+    provider_id = provider.get("id") if isinstance(provider, Mapping) else None
+    if not key.get("keyId") and not provider_id:
+        return ENCRYPTION_NONE, None
+    return ENCRYPTION_CUSTOMER, str(provider_id) if provider_id else None
+
+
 def _platform(guest_id: str | None) -> str | None:
     if not guest_id:
         return None
@@ -248,8 +267,10 @@ def normalize(payload: Mapping, site: Site, discovered_at: datetime) -> Discover
             # An inaccessible or orphaned VM (its files are gone or its host is down) has no
             # config at all on a real vCenter: keep it, by moref, rather than fail the site.
             instance_uuid = f"moref-{moref}"
+            encryption, key_provider = None, None
         else:
             instance_uuid = _str(props, "config.instanceUuid", prop_where, required=True)
+            encryption, key_provider = _encryption(props, prop_where)
         power_state = _str(props, "runtime.powerState", prop_where)
         host = _str(props, "runtime.host", prop_where)
         cluster = host_cluster.get(host) if host else None
@@ -275,6 +296,7 @@ def normalize(payload: Mapping, site: Site, discovered_at: datetime) -> Discover
                 zone=(clusters.get(cluster) or cluster) if cluster else None,
                 network=(networks.get(vm_networks[0]) or vm_networks[0]) if vm_networks else None,
                 private_ip=_str(props, "guest.ipAddress", prop_where),
+                disk_encryption=encryption,
                 launched_at=None,
                 tags=tags_from_mapping(attributes),
                 attributes_json=compact_json(
@@ -289,6 +311,7 @@ def normalize(payload: Mapping, site: Site, discovered_at: datetime) -> Discover
                         "createDate": created.isoformat() if created else None,
                         "datastores": [datastores.get(d) or d for d in vm_datastores] or None,
                         "annotation": annotation or None,
+                        "keyProvider": key_provider,
                     }
                 ),
             )

@@ -29,6 +29,7 @@ class Permission(StrEnum):
     VIEW_AUDIT_LOGS = "VIEW_AUDIT_LOGS"
     PROMOTE_IMAGES = "PROMOTE_IMAGES"
     MANAGE_IMAGE_LINEAGE = "MANAGE_IMAGE_LINEAGE"
+    MANAGE_WAIVERS = "MANAGE_WAIVERS"  # add and revoke compliance waivers (accepted failures)
 
 
 PERMISSIONS: frozenset[str] = frozenset(p.value for p in Permission)

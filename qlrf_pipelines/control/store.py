@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -42,6 +42,9 @@ from qlrf_pipelines.control.tables import (
 from qlrf_pipelines.control.views import ApprovalView, PlanVersionView, TaskView
 from qlrf_pipelines.planning.plan import Plan, canonical_json, plan_hash_of
 from qlrf_pipelines.policy.verdicts import Verdict
+
+if TYPE_CHECKING:
+    from qlrf_pipelines.compliance.waivers import Waiver
 
 DEFAULT_APPROVAL_TTL = timedelta(hours=72)
 MODIFIABLE = ("pending_approval", "policy_denied", "approved")
@@ -588,9 +591,18 @@ class ControlStore:
 
     def export_rows(self) -> dict[str, list[dict[str, Any]]]:
         """JSON-able rows for the lake, and so the warehouse: ai_tasks (current status and plan hash),
-        ai_task_plans (every version, with plan_json), ai_tool_invocations, image_lineage_links and
-        image_promotions. Timestamps are ISO text."""
+        ai_task_plans (every version, with plan_json), ai_tool_invocations, image_lineage_links,
+        image_promotions and compliance_waivers. Timestamps are ISO text."""
+        from qlrf_pipelines.compliance import waivers
         from qlrf_pipelines.control import image_registry
 
         with self._read() as conn:
-            return queries.export_rows(conn) | image_registry.export_rows(conn)
+            return queries.export_rows(conn) | image_registry.export_rows(conn) | waivers.export_rows(conn)
+
+    # ----------------------------------------------------------------- compliance waivers
+    def waivers_in_force(self, on: date | datetime) -> list[Waiver]:
+        """The compliance waivers (compliance.waivers.Waiver) that apply on day `on` (from their
+        creation day through their expiry date, unless revoked by then) or at moment `on`."""
+        from qlrf_pipelines.compliance import waivers
+
+        return waivers.waivers_in_force(self, on)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
@@ -213,4 +214,28 @@ image_promotions = Table(
     Column("promoted_at", UtcDateTime, nullable=False),
     Column("cascade_from", Integer, ForeignKey("image_promotions.promotion_id"), nullable=True),
     CheckConstraint(_in("to_status", IMAGE_STATUSES), name="to_status"),
+)
+
+
+# A person accepted that one asset fails one control until a date (inclusive): the evaluation then
+# reports that failure as waived, not passed. framework_id null = the control id in any framework.
+# Rows are never deleted; a revoke stamps revoked_at/by/reason, so what was waived when stays known.
+compliance_waivers = Table(
+    "compliance_waivers",
+    metadata,
+    Column("waiver_id", String(32), primary_key=True, comment="W-000123"),
+    Column("control_id", String(200), nullable=False, index=True),
+    Column("framework_id", String(200), nullable=True),
+    Column("asset_id", String(500), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_on", Date, nullable=False, comment="waived through this date (UTC), inclusive"),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Column("revoked_by", String(200), nullable=True),
+    Column("revoke_reason", Text, nullable=True),
+    CheckConstraint(
+        "(revoked_at IS NULL AND revoked_by IS NULL) OR (revoked_at IS NOT NULL AND revoked_by IS NOT NULL)",
+        name="revocation",
+    ),
 )

@@ -5,9 +5,14 @@ A site that fails is reported and skipped; the others still land and the warehou
 built (so the failed site's last good snapshot stays current). The run then fails, naming every
 failed site, so schedules and `qlrf run` surface it.
 
-Beside discovery, the control store (tasks, plans, tool calls) is exported to the lake before the
-warehouse is built, so ai_tasks and friends are as fresh as the inventory. An export that fails
-is logged and skipped: the warehouse then builds from the previous control snapshot.
+Beside discovery, the control store (tasks, plans, tool calls, waivers) is exported to the lake
+before the warehouse is built, so ai_tasks and friends are as fresh as the inventory, and so is
+the configuration (desired-state drift rules, compliance catalog). An export that fails is
+logged and skipped: the warehouse then builds from the previous snapshot.
+
+After the build, `evaluate_compliance` runs every compliance check on the warehouse, lands the
+evidence and reports one asset check evaluation per check (assets/compliance.py). A failed
+blocking check (e.g. inventory_fresh) fails that step, after the evidence is written.
 """
 
 
@@ -30,9 +35,11 @@ from dagster import (
 )
 from dagster_dbt import DbtCliResource
 
+from qlrf_pipelines.assets.compliance import check_evaluations, evidence_events, run_evaluation
 from qlrf_pipelines.assets.control_export import export_metadata, land_control_snapshot
 from qlrf_pipelines.assets.discovery import LAKE_ENTITIES, lake_asset_key, snapshot_metadata
-from qlrf_pipelines.assets.warehouse import WAREHOUSE_POOL, translator, with_lineage_tree
+from qlrf_pipelines.assets.warehouse import WAREHOUSE_POOL, translator, with_drift_summary, with_lineage_tree
+from qlrf_pipelines.compliance.landing import land_configuration
 from qlrf_pipelines.connectors.base import ConnectorError
 from qlrf_pipelines.discovery import discover_site, record_failure
 from qlrf_pipelines.lake import LakeError
@@ -109,7 +116,20 @@ def export_control_store(context: OpExecutionContext, control: ControlStoreResou
 
 
 @op(
-    ins={"outcomes": In(list[SiteOutcome]), "control_export": In(Nothing)},
+    out=Out(Nothing),
+    description="Land the desired-state drift rules and the compliance catalog in the lake when they changed; "
+    "a failure is logged, not raised.",
+)
+def export_configuration(context: OpExecutionContext, estate: EstateResource):
+    landed = land_configuration(
+        estate.paths.lake_dir, context.log, estate.drift_rules_files, estate.compliance_catalog_files
+    )
+    for file in landed:
+        context.log_event(AssetMaterialization(asset_key=lake_asset_key(file.entity), metadata=export_metadata(file)))
+
+
+@op(
+    ins={"outcomes": In(list[SiteOutcome]), "control_export": In(Nothing), "configuration": In(Nothing)},
     out=Out(list[SiteOutcome]),
     pool=WAREHOUSE_POOL,
     description="dbt build: staging, inventory, images and drift models with their tests.",
@@ -129,8 +149,22 @@ def build_warehouse(context: OpExecutionContext, estate: EstateResource, dbt: Db
         )
         # In an op, dagster-dbt yields materializations, observations and check evaluations
         # for the dbt assets, so the asset graph shows this run's results.
-        yield from with_lineage_tree(invocation.stream(), estate.paths.lake_dir, context.log)
+        events = with_lineage_tree(invocation.stream(), estate.paths.lake_dir, context.log)
+        yield from with_drift_summary(events, estate.paths.warehouse_path, context.log)
     yield Output(outcomes)
+
+
+@op(
+    ins={"outcomes": In(list[SiteOutcome])},
+    out={},
+    pool=WAREHOUSE_POOL,
+    description="Evaluate every compliance check on the warehouse, land the evidence, report the asset checks.",
+)
+def evaluate_compliance(context: OpExecutionContext, estate: EstateResource, control: ControlStoreResource, outcomes):
+    evaluation = run_evaluation(estate, control, context.run_id, context.log)
+    for event in evidence_events(evaluation):
+        yield event
+    yield from check_evaluations(evaluation)
 
 
 @op(description="Fail the run if any site failed, after the other sites and the warehouse are done.")
@@ -152,4 +186,6 @@ def report_outcomes(context: OpExecutionContext, outcomes: list[SiteOutcome]):
 )
 def refresh_estate_job():
     outcomes = plan_discovery().map(discover_one_site).collect()
-    report_outcomes(build_warehouse(outcomes, control_export=export_control_store()))
+    built = build_warehouse(outcomes, control_export=export_control_store(), configuration=export_configuration())
+    evaluate_compliance(built)
+    report_outcomes(built)

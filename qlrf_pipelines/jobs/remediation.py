@@ -27,6 +27,20 @@ class PlanRemediationConfig(Config):
     requested_by: str = "system"
 
 
+def refuse_on_blocking_checks(estate: EstateResource) -> None:
+    """Blocking compliance checks gate planning: while the latest evidence in the lake shows one
+    failed or errored (e.g. inventory_fresh), no plan is made from that data."""
+    from qlrf_pipelines.compliance.gate import blocking_failures
+
+    failures = blocking_failures(estate.paths.lake_dir)
+    if failures:
+        raise Failure(
+            description="remediation planning refused: blocking compliance checks failed in the latest evidence: "
+            + "; ".join(f.describe() for f in failures),
+            metadata={"blocking_checks": MetadataValue.json([f.check_id for f in failures])},
+        )
+
+
 @op(pool=WAREHOUSE_POOL, description="Plan remediation of open image drift; every plan waits for approval.")
 def plan_remediation(
     context: OpExecutionContext, config: PlanRemediationConfig, estate: EstateResource, control: ControlStoreResource
@@ -35,6 +49,7 @@ def plan_remediation(
     from qlrf_pipelines.planning.warehouse_inputs import load_planning_inputs
     from qlrf_pipelines.policy.validate import validate_plan
 
+    refuse_on_blocking_checks(estate)
     inputs = load_planning_inputs(estate.paths.warehouse_path)
     plans = plan_from_inputs(inputs, requested_by=config.requested_by, snapshot_key=config.snapshot_key or None)
     known = {row["asset_id"] for row in inputs.drift_items}

@@ -77,6 +77,10 @@ class AssetRecord:
     network: str | None = None
     private_ip: str | None = None
     public_ip: str | None = None
+    # Weakest at-rest encryption of the asset's disks: "none", "platform_managed" (the provider's
+    # keys) or "customer_managed" (keys the customer controls: KMS CMK, disk encryption set, CMEK
+    # / CSEK, vSphere VM encryption); None when the provider does not say (or has no disks).
+    disk_encryption: str | None = None
     launched_at: datetime | None = None
     tags: list[Tag] = field(default_factory=list)
     attributes_json: str | None = None
@@ -162,6 +166,7 @@ ASSET_SCHEMA = pa.schema(
         pa.field("network", pa.string()),
         pa.field("private_ip", pa.string()),
         pa.field("public_ip", pa.string()),
+        pa.field("disk_encryption", pa.string()),
         pa.field("launched_at", _TS),
         pa.field("tags", _TAG_TYPE),
         pa.field("attributes_json", pa.string()),
@@ -406,3 +411,149 @@ def records_to_rows(records: Iterable[object]) -> list[dict]:
         row["tags"] = [{"key": t.key, "value": t.value} for t in row.get("tags") or []]
         rows.append(row)
     return rows
+
+
+# Desired-state drift rules (qlrf_pipelines.drift), the validated and merged rule set landed under
+# site id "config", one snapshot per distinct rule-set digest. Scope and check parameters are
+# typed columns so dbt evaluates the rules as data; check parameters a check type does not use
+# are null. Tag keys, tag values and globs are lower case (matching is case-insensitive); each glob
+# also lands as the RE2 regular expression the warehouse matches with.
+_ALLOWED_TAGS_TYPE = pa.list_(pa.struct([("key", pa.string()), ("allowed", pa.list_(pa.string()))]))
+DRIFT_RULE_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + [
+        pa.field("rule_set_sha256", pa.string(), nullable=False),
+        pa.field("rule_id", pa.string(), nullable=False),
+        pa.field("rule_sha256", pa.string(), nullable=False),
+        pa.field("description", pa.string(), nullable=False),
+        pa.field("severity", pa.string(), nullable=False),
+        pa.field("enabled", pa.bool_(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("check_type", pa.string(), nullable=False),
+        pa.field("check_json", pa.string(), nullable=False),
+        pa.field("scope_providers", pa.list_(pa.string())),
+        pa.field("scope_sites", pa.list_(pa.string())),
+        pa.field("scope_environments", pa.list_(pa.string())),
+        pa.field("scope_kinds", pa.list_(pa.string())),
+        pa.field("scope_tags", _TAG_TYPE),
+        pa.field("required_tags", _ALLOWED_TAGS_TYPE),
+        pa.field("optional_tags", _ALLOWED_TAGS_TYPE),
+        pa.field("instance_type_patterns", pa.list_(pa.string())),
+        pa.field("instance_type_regexes", pa.list_(pa.string())),
+        pa.field("minimum_encryption", pa.string()),
+        pa.field(
+            "os_releases",
+            pa.list_(pa.struct([("match", pa.string()), ("regex", pa.string()), ("end_of_life", pa.date32())])),
+        ),
+    ]
+)
+ENTITY_SCHEMAS["drift_rules"] = DRIFT_RULE_SCHEMA
+
+
+# Compliance waivers (`qlrf waivers add`), as exported from the control store under site id
+# "control": every waiver ever added, revoked and expired ones included.
+COMPLIANCE_WAIVER_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + [
+        pa.field("waiver_id", pa.string(), nullable=False),
+        pa.field("control_id", pa.string(), nullable=False),
+        pa.field("framework_id", pa.string()),
+        pa.field("asset_id", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("created_by", pa.string(), nullable=False),
+        pa.field("created_at", _TS, nullable=False),
+        pa.field("expires_on", pa.date32(), nullable=False),
+        pa.field("revoked_at", _TS),
+        pa.field("revoked_by", pa.string()),
+        pa.field("revoke_reason", pa.string()),
+    ]
+)
+ENTITY_SCHEMAS["compliance_waivers"] = COMPLIANCE_WAIVER_SCHEMA
+
+
+# The compliance catalog (qlrf_pipelines.compliance.catalog), landed under site id "config", one
+# snapshot per distinct catalog digest (catalog_sha256); `source` is the file each entry came from.
+COMPLIANCE_FRAMEWORK_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + [
+        pa.field("catalog_sha256", pa.string(), nullable=False),
+        pa.field("framework_id", pa.string(), nullable=False),
+        pa.field("title", pa.string(), nullable=False),
+        pa.field("version", pa.string(), nullable=False),
+        pa.field("description", pa.string(), nullable=False),
+        pa.field("url", pa.string()),
+        pa.field("source", pa.string(), nullable=False),
+    ]
+)
+COMPLIANCE_CONTROL_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + [
+        pa.field("catalog_sha256", pa.string(), nullable=False),
+        pa.field("framework_id", pa.string(), nullable=False),
+        pa.field("control_id", pa.string(), nullable=False),
+        pa.field("title", pa.string(), nullable=False),
+        pa.field("description", pa.string(), nullable=False),
+        pa.field("check_ids", pa.list_(pa.string()), nullable=False),
+        pa.field("position", pa.int32(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+    ]
+)
+COMPLIANCE_CHECK_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + [
+        pa.field("catalog_sha256", pa.string(), nullable=False),
+        pa.field("check_id", pa.string(), nullable=False),
+        pa.field("title", pa.string(), nullable=False),
+        pa.field("description", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("asset", pa.string(), nullable=False),
+        pa.field("blocking", pa.bool_(), nullable=False),
+        pa.field("check_sha256", pa.string(), nullable=False),
+        pa.field("check_definition", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+    ]
+)
+ENTITY_SCHEMAS["compliance_frameworks"] = COMPLIANCE_FRAMEWORK_SCHEMA
+ENTITY_SCHEMAS["compliance_controls"] = COMPLIANCE_CONTROL_SCHEMA
+ENTITY_SCHEMAS["compliance_checks"] = COMPLIANCE_CHECK_SCHEMA
+
+# Compliance evidence (qlrf_pipelines.compliance.evidence): append-only, one file per evaluation
+# run under site id "compliance". Each row's sha256 chains to the previous evidence row of its
+# (framework_id, control_id, check_id); see qlrf_pipelines/compliance/chain.py.
+CONTROL_EVIDENCE_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + [
+        pa.field("evidence_id", pa.string(), nullable=False),
+        pa.field("framework_id", pa.string(), nullable=False),
+        pa.field("control_id", pa.string(), nullable=False),
+        pa.field("check_id", pa.string(), nullable=False),
+        pa.field("check_kind", pa.string(), nullable=False),
+        pa.field("check_sha256", pa.string(), nullable=False),
+        pa.field("check_definition", pa.string(), nullable=False),
+        pa.field("evaluated_at", _TS, nullable=False),
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("snapshot_ids", pa.string(), nullable=False),
+        pa.field("lake_files", pa.list_(pa.string()), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("checked_count", pa.int64(), nullable=False),
+        pa.field("failing_count", pa.int64(), nullable=False),
+        pa.field("waived_count", pa.int64(), nullable=False),
+        pa.field("failing_asset_ids", pa.list_(pa.string()), nullable=False),
+        pa.field("waiver_ids", pa.list_(pa.string()), nullable=False),
+        pa.field("error", pa.string()),
+        pa.field("prev_sha256", pa.string(), nullable=False),
+        pa.field("sha256", pa.string(), nullable=False),
+    ]
+)
+CONTROL_EVIDENCE_FAILURE_SCHEMA = pa.schema(
+    SNAPSHOT_FIELDS
+    + [
+        pa.field("evidence_id", pa.string(), nullable=False),
+        pa.field("asset_id", pa.string(), nullable=False),
+        pa.field("site_id", pa.string()),
+        pa.field("detail", pa.string()),
+        pa.field("waiver_id", pa.string()),
+    ]
+)
+ENTITY_SCHEMAS["control_evidence"] = CONTROL_EVIDENCE_SCHEMA
+ENTITY_SCHEMAS["control_evidence_failures"] = CONTROL_EVIDENCE_FAILURE_SCHEMA

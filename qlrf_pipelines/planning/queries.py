@@ -13,13 +13,19 @@ IMAGE_ARTIFACTS_TOOL = "warehouse.image_artifacts"
 SITE_FLEET_TOOL = "warehouse.site_fleet"
 ASSET_REGIONS_TOOL = "warehouse.asset_regions"
 
+# drift_items keeps history and config drift: planners fix images, so they read the open image
+# drift only (config drift is for people and compliance evidence). CURRENT_IMAGE_DRIFT is the
+# filter every planner query shares.
+CURRENT_IMAGE_DRIFT = "status = 'open' AND starts_with(drift_type, 'image_')"
+
 # Only assets running now: every phase's health check needs its assets up before the change, so
 # a stopped, pending or degraded asset would fail a wave it never touched. Those stay for a person.
 DRIFT_ITEMS_SQL = (
     "SELECT drift_id, snapshot_id, site_id, provider, environment, asset_id, asset_name, kind, "
     "drift_type, severity, image_ref, image_id, family, asset_version, current_version, "
     "current_image_id, versions_behind, days_behind FROM drift_items "
-    "WHERE asset_id IN (SELECT asset_id FROM assets WHERE state = 'running') ORDER BY site_id, asset_id"
+    f"WHERE {CURRENT_IMAGE_DRIFT} "
+    "AND asset_id IN (SELECT asset_id FROM assets WHERE state = 'running') ORDER BY site_id, asset_id"
 )
 
 # image_artifacts holds the latest snapshot of every site only; golden artifacts have an image_id.
@@ -38,7 +44,8 @@ SITE_FLEET_SQL = (
 
 ASSET_REGIONS_SQL = (
     "SELECT assets.asset_id, assets.region FROM assets "
-    "JOIN drift_items USING (asset_id) ORDER BY assets.asset_id"
+    f"WHERE assets.asset_id IN (SELECT asset_id FROM drift_items WHERE {CURRENT_IMAGE_DRIFT}) "
+    "ORDER BY assets.asset_id"
 )
 
 TOOLS: dict[str, str] = {

@@ -35,6 +35,16 @@ class EstateResource(ConfigurableResource):
     lake_endpoint_url: str | None = Field(
         default=None, description="QLRF_LAKE_ENDPOINT_URL: S3-compatible endpoint (MinIO, moto); unset: AWS S3"
     )
+    drift_rules_files: list[str] = Field(
+        default_factory=list,
+        description="Desired-state rule files merged after the bundled rules and QLRF_DRIFT_RULES "
+        "(a rule with the same id replaces the earlier one)",
+    )
+    compliance_catalog_files: list[str] = Field(
+        default_factory=list,
+        description="Compliance catalog files or folders (frameworks, controls, checks) merged after the bundled "
+        "catalog and QLRF_COMPLIANCE_CATALOG",
+    )
 
     @property
     def paths(self) -> Paths:

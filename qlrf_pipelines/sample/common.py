@@ -5,6 +5,10 @@
   provider's shape, so every VM site has the same kind of estate.
 * Catalog lookups (`catalog_version`, `image_pools`, `os_kind`) and small deterministic helpers
   (`Picker`, `below`, `stable_hex`, `AddressPool`, `utc_iso`) used by all generators.
+* `DriftPlan`: which bundled desired-state rules (qlrf_pipelines/drift/default_rules.yaml) an
+  asset breaks on purpose. Every generator names its deliberate failures per site in a
+  `DELIBERATE_DRIFT` table (tests/fixtures/sample_drift_expectations.yaml lists them for the
+  tests); everything else is written to pass every rule.
 
 Everything is derived from the rng passed in, the catalog and SAMPLE_CLOCK, so a generator
 gives the same payload for the same seed. (The GC pause the generators run under is
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Iterable, Mapping
 from bisect import bisect
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -105,6 +110,64 @@ class AddressPool:
 
 
 # ---------------------------------------------------------------------------------------------
+# Desired-state drift on purpose
+# ---------------------------------------------------------------------------------------------
+
+TAG_RULE = "QLRF-TAG-001"  # production VMs / nodes carry owner and cost-center tags
+SIZE_RULE = "QLRF-SIZE-001"  # production instance types from the allowed list
+ENC_RULE = "QLRF-ENC-001"  # production VM disks encrypted at rest
+NET_RULE = "QLRF-NET-001"  # no public IP on production VMs
+K8S_RULE = "QLRF-K8S-001"  # workload images pinned by digest
+VSP_RULE = "QLRF-VSP-001"  # VMware Tools running on powered-on vSphere VMs
+EOL_RULE = "QLRF-EOL-001"  # OS release not past its end of life
+BAK_RULE = "QLRF-BAK-001"  # production VMs carry a backup-policy tag
+
+SYNTHETIC_FROM = 100
+"""Assets from this index on exist only in synthetic (benchmark-size) estates: no bundled site has
+this many, so they can break rules at random without touching the bundled estate."""
+_SYNTHETIC_THRESHOLD = 3  # of 256: about 1.2% of synthetic assets break each rule
+
+
+class DriftPlan:
+    """Which rules each asset of one site breaks on purpose.
+
+    `named` maps site id -> asset name -> rule ids (a generator's DELIBERATE_DRIFT). In estates
+    larger than the bundled one, assets from SYNTHETIC_FROM on also break each of `rules` with a
+    probability of about 1.2%, chosen from a hash of the site and the asset name rather than the
+    generator's rng, so that adding drift leaves every other value of the estate as it was.
+    """
+
+    def __init__(self, site: Site, named: Mapping[str, Mapping[str, Iterable[str]]], rules: Iterable[str] = ()):
+        self.site_id = site.id
+        self.named = {name: frozenset(rule_ids) for name, rule_ids in named.get(site.id, {}).items()}
+        self.rules = tuple(rules)
+        if len(self.rules) > 16:
+            raise ValueError("at most 16 rules per provider (one byte of a 16-byte hash each)")
+
+    def __call__(self, name: str, index: int) -> frozenset[str]:
+        breaks = self.named.get(name, frozenset())
+        if index >= SYNTHETIC_FROM and self.rules:
+            digest = hashlib.blake2b(f"{self.site_id}/{name}".encode(), digest_size=16).digest()
+            extra = [rule for rule, byte in zip(self.rules, digest) if byte < _SYNTHETIC_THRESHOLD]
+            if extra:
+                breaks = breaks.union(extra)
+        return breaks
+
+
+# Cost centers by owning team, and backup policies by role: the tags QLRF-TAG-001 / QLRF-BAK-001 ask for.
+COST_CENTERS = {
+    "sre": "CC-1010",
+    "frontend": "CC-2100",
+    "platform": "CC-2200",
+    "data": "CC-2300",
+    "dba": "CC-2400",
+    "corp-it": "CC-3100",
+}
+BACKUP_POLICIES = {"db": "gold", "mssql": "gold", "web": "bronze", "cache": "bronze"}
+DEFAULT_BACKUP_POLICY = "silver"
+
+
+# ---------------------------------------------------------------------------------------------
 # Provider-neutral plan of a sample VM estate
 # ---------------------------------------------------------------------------------------------
 
@@ -171,13 +234,20 @@ class PlannedAsset:
     launched_at: datetime
     unknown_choice: float  # which non-catalog image (0..1), for assets with version None
     region_choice: float  # which of the site's regions (0..1)
+    cost_center: str | None = None
+    backup_policy: str | None = None
+    drift: frozenset[str] = frozenset()  # the rules this asset breaks on purpose (DriftPlan)
 
     @property
     def tags(self) -> dict[str, str]:
-        """env, team, app and (when there is one) owner, in that order."""
+        """env, team, app, then (when set) owner, cost-center and backup-policy, in that order."""
         tags = {"env": self.env, "team": self.team, "app": self.app}
         if self.owner:
             tags["owner"] = self.owner
+        if self.cost_center:
+            tags["cost-center"] = self.cost_center
+        if self.backup_policy:
+            tags["backup-policy"] = self.backup_policy
         return tags
 
     def sizes(self, linux: tuple, db: tuple, windows: tuple) -> tuple:
@@ -202,8 +272,30 @@ def _launch_time(version: CatalogVersion | None, state: str, rng: random.Random)
     return start + timedelta(seconds=rng.random() * max((end - start).total_seconds(), 0))
 
 
-def plan_assets(site: Site, n_assets: int, rng: random.Random) -> list[PlannedAsset]:
-    """The four anchors, then random assets up to n_assets (all derived from rng and SAMPLE_CLOCK)."""
+def _governance(asset: PlannedAsset, drift: frozenset[str]) -> None:
+    """Owner, cost-center and backup-policy tags, less what the asset's drift takes away: breaking
+    QLRF-TAG-001 drops the owner (odd index) or the cost center (even index), breaking
+    QLRF-BAK-001 drops the backup policy."""
+    asset.drift = drift
+    asset.owner = f"{asset.team}@example.com"
+    asset.cost_center = COST_CENTERS.get(asset.team)
+    asset.backup_policy = BACKUP_POLICIES.get(asset.role, DEFAULT_BACKUP_POLICY)
+    if TAG_RULE in drift:
+        if asset.index % 2:
+            asset.owner = None
+        else:
+            asset.cost_center = None
+    if BAK_RULE in drift:
+        asset.backup_policy = None
+
+
+def plan_assets(
+    site: Site, n_assets: int, rng: random.Random, drift: DriftPlan | None = None
+) -> list[PlannedAsset]:
+    """The four anchors, then random assets up to n_assets (all derived from rng and SAMPLE_CLOCK).
+
+    Every asset carries owner, cost-center and backup-policy tags unless `drift` says it breaks
+    QLRF-TAG-001 / QLRF-BAK-001 (see _governance)."""
     if n_assets < len(ANCHOR_NAMES):
         raise ValueError(f"n_assets must be at least {len(ANCHOR_NAMES)} (the anchor assets), got {n_assets}")
     env = environment_short(site)
@@ -226,6 +318,7 @@ def plan_assets(site: Site, n_assets: int, rng: random.Random) -> list[PlannedAs
                 region_choice=0.0,  # the site's own location
             )
         )
+        _governance(plan[-1], drift(name, index) if drift else frozenset())
 
     pools = image_pools()
     random_ = rng.random
@@ -246,10 +339,11 @@ def plan_assets(site: Site, n_assets: int, rng: random.Random) -> list[PlannedAs
             platform = "windows" if random_() < 0.15 else "linux"
         roles = _WINDOWS_ROLES if platform == "windows" else _LINUX_ROLES
         role, team, apps = roles[int(random_() * len(roles))]
+        name = f"{role}-{env}-{index:04d}"
         plan.append(
             PlannedAsset(
                 index=index,
-                name=f"{role}-{env}-{index:04d}",
+                name=name,
                 version=version,
                 state=state,
                 platform=platform,
@@ -257,12 +351,15 @@ def plan_assets(site: Site, n_assets: int, rng: random.Random) -> list[PlannedAs
                 env=env,
                 team=team,
                 app=apps[int(random_() * len(apps))],
+                # This draw once left 10% of the assets without an owner; it is kept so the rest
+                # of the estate stays what it was, and _governance decides the owner now.
                 owner=None if random_() < 0.1 else f"{team}@example.com",
                 launched_at=_launch_time(version, state, rng),
                 unknown_choice=random_(),
                 region_choice=random_(),
             )
         )
+        _governance(plan[-1], drift(name, index) if drift else frozenset())
     return plan
 
 

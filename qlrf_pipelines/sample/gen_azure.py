@@ -5,6 +5,22 @@ Golden images are Azure Compute Gallery image versions in gallery `qlrf_golden` 
 group `rg-golden-images`), one image definition per family. Gallery versions must be
 Major.Minor.Patch, so "2026.10" is published as version "2026.10.0" and the tag `qlrf:version`
 carries the catalog version. Two untagged managed images stand for non-golden images.
+
+Desired state: every VM carries owner / cost-center / backup-policy tags, runs a size of the
+B, D (v5) and E (v5) series, and has managed disks (always encrypted at rest; database VMs
+with a customer-managed key through the disk encryption set `des-<env>-cmk`) and no public IP,
+except the deliberate drift of DELIBERATE_DRIFT:
+
+    azure-prod-weu  worker-prod-0013  QLRF-TAG-001   no owner tag
+                    api-prod-0016     QLRF-TAG-001   no cost-center tag
+                    db-prod-0019      QLRF-SIZE-001  Standard_M416ms_v2
+                    api-prod-0041     QLRF-NET-001   public IP
+                    win-prod-0048     QLRF-NET-001   public IP (RDP exposed)
+                    worker-prod-0030  QLRF-BAK-001   no backup-policy tag
+
+Managed disks cannot be unencrypted, so QLRF-ENC-001 holds on every VM here, and every OS the VM
+agents report is supported (QLRF-EOL-001). Synthetic estates larger than the bundled one add
+about 1% random drift per rule (common.DriftPlan).
 """
 
 from __future__ import annotations
@@ -28,7 +44,12 @@ from qlrf_pipelines.sample.catalog import (
     machine_families,
 )
 from qlrf_pipelines.sample.common import (
+    BAK_RULE,
+    NET_RULE,
+    SIZE_RULE,
+    TAG_RULE,
     AddressPool,
+    DriftPlan,
     PlannedAsset,
     os_kind,
     pick_region,
@@ -70,9 +91,25 @@ _DISPLAY_NAMES = {
     "swedencentral": "Sweden Central",
 }
 
-_LINUX_SIZES = ("Standard_B2ms", "Standard_D2s_v5", "Standard_D4s_v5", "Standard_F4s_v2", "Standard_D8s_v5")
+_LINUX_SIZES = ("Standard_B2ms", "Standard_D2s_v5", "Standard_D4s_v5", "Standard_D4as_v5", "Standard_D8s_v5")
 _DB_SIZES = ("Standard_E4s_v5", "Standard_E8s_v5", "Standard_E16s_v5")
 _WINDOWS_SIZES = ("Standard_D4s_v5", "Standard_D8s_v5", "Standard_E4s_v5")
+# What a VM breaking QLRF-SIZE-001 runs: databases the largest memory-optimized size, the rest a
+# GPU size someone deployed for an experiment.
+_OVERSIZED_DB = "Standard_M416ms_v2"
+_OVERSIZED = "Standard_ND96asr_v4"
+
+DELIBERATE_DRIFT: dict[str, dict[str, tuple[str, ...]]] = {
+    "azure-prod-weu": {
+        "worker-prod-0013": (TAG_RULE,),
+        "api-prod-0016": (TAG_RULE,),
+        "db-prod-0019": (SIZE_RULE,),
+        "api-prod-0041": (NET_RULE,),
+        "win-prod-0048": (NET_RULE,),
+        "worker-prod-0030": (BAK_RULE,),
+    },
+}
+SYNTHETIC_RULES = (TAG_RULE, SIZE_RULE, NET_RULE, BAK_RULE)
 
 _OS_NAMES = {  # instanceView.osName / osVersion reported by the VM agent
     "ubuntu": ("ubuntu", "22.04"),
@@ -210,6 +247,35 @@ def _managed_images(site: Site, subscription: str) -> list[dict]:
     ]
 
 
+def _storage_profile(base: str, subscription: str, name: str, asset: PlannedAsset, reference: dict, os_type: str) -> dict:
+    """imageReference and managed disks: the OS disk, plus a data disk on databases, whose disks
+    are encrypted with the customer-managed key of the disk encryption set."""
+    database = asset.role in ("db", "mssql")
+    des = (
+        {"id": f"/subscriptions/{subscription}/resourceGroups/rg-keys-{asset.env}/providers"
+               f"/Microsoft.Compute/diskEncryptionSets/des-{asset.env}-cmk"}
+        if database
+        else None
+    )
+
+    def managed(disk_name: str) -> dict:
+        disk = {"id": f"{base}/Microsoft.Compute/disks/{disk_name}", "storageAccountType": "Premium_LRS"}
+        if des:
+            disk["diskEncryptionSet"] = des
+        return disk
+
+    profile = {
+        "imageReference": reference,
+        "osDisk": {"osType": os_type, "name": f"{name}_OsDisk_1", "managedDisk": managed(f"{name}_OsDisk_1")},
+    }
+    if database:
+        profile["dataDisks"] = [
+            {"lun": 0, "name": f"{name}_DataDisk_0", "createOption": "Empty", "diskSizeGB": 512,
+             "managedDisk": managed(f"{name}_DataDisk_0")}
+        ]
+    return profile
+
+
 def _non_catalog_reference(subscription: str, asset: PlannedAsset) -> tuple[dict, str]:
     """(imageReference, os kind) of an image that is not golden, for the asset's platform."""
     choice = asset.unknown_choice
@@ -230,7 +296,7 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
     """ARM list responses of one subscription: the anchors first, then random VMs."""
     subscription = site.account or "00000000-0000-0000-0000-000000000000"
     regions = site_regions(site)
-    plan = plan_assets(site, n_assets, rng)
+    plan = plan_assets(site, n_assets, rng, DriftPlan(site, DELIBERATE_DRIFT, SYNTHETIC_RULES))
     random_ = rng.random
     getrandbits = rng.getrandbits
     definitions, versions = _gallery(site, subscription)
@@ -243,6 +309,9 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
     public_ips: list[dict] = []
     pools = {region: AddressPool(10, (16 * index + 1) % 256, rng) for index, region in enumerate(regions)}
     public_pool = AddressPool(20, 61, rng)
+    # Addresses for the VMs breaking QLRF-NET-001 that drew none from the pool above (its own
+    # rng: the estate's rng must draw what it always drew).
+    exposed_pool = AddressPool(20, 62, random.Random(f"{site.id}/public-ips"))
     subnet_ids: dict[tuple[str, str], str] = {}
 
     for asset in plan:
@@ -266,6 +335,7 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
             reference, kind = _non_catalog_reference(subscription, asset)
         os_type = "Windows" if asset.platform == "windows" else "Linux"
         sizes = asset.sizes(_LINUX_SIZES, _DB_SIZES, _WINDOWS_SIZES)
+        oversized = (_OVERSIZED_DB if sizes is _DB_SIZES else _OVERSIZED) if SIZE_RULE in asset.drift else None
 
         state = asset.state
         provisioning = "Succeeded"
@@ -295,6 +365,7 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
             instance_view["osVersion"] = os_version
 
         vm_id = _uuid4(getrandbits(128))
+        size = sizes[int(random_() * len(sizes))]  # drawn even when oversized replaces it
         vm_resource_id = f"{base}/Microsoft.Compute/virtualMachines/{name}"
         nic_name = f"{name}-nic01"
         nic_id = f"{base}/Microsoft.Network/networkInterfaces/{nic_name}"
@@ -307,11 +378,8 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
             "tags": asset.tags,
             "properties": {
                 "vmId": vm_id,
-                "hardwareProfile": {"vmSize": sizes[int(random_() * len(sizes))]},
-                "storageProfile": {
-                    "imageReference": reference,
-                    "osDisk": {"osType": os_type, "name": f"{name}_OsDisk_1"},
-                },
+                "hardwareProfile": {"vmSize": oversized or size},
+                "storageProfile": _storage_profile(base, subscription, name, asset, reference, os_type),
                 "osProfile": {"computerName": name[:15] if os_type == "Windows" else name},
                 "networkProfile": {"networkInterfaces": [{"id": nic_id, "properties": {"primary": True}}]},
                 "instanceView": instance_view,
@@ -331,11 +399,16 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
                 f"/virtualNetworks/vnet-{asset.env}-{region}/subnets/snet-{asset.role}"
             )
         ip_config = {"privateIPAddress": pools[region].take(), "primary": True, "subnet": {"id": subnet_id}}
+        # The draw (and address) of the estate's first version, when part of the web tier had
+        # public IPs; now only VMs breaking QLRF-NET-001 have one.
+        drawn = None
         if state == "running" and random_() < (0.3 if asset.role in ("web", "api") else 0.02):
+            drawn = public_pool.take()
+        if state == "running" and NET_RULE in asset.drift:
             pip_id = f"{base}/Microsoft.Network/publicIPAddresses/{name}-pip"
             ip_config["publicIPAddress"] = {"id": pip_id}
             public_ips.append(
-                {"id": pip_id, "name": f"{name}-pip", "properties": {"ipAddress": public_pool.take()}}
+                {"id": pip_id, "name": f"{name}-pip", "properties": {"ipAddress": drawn or exposed_pool.take()}}
             )
         nics.append(
             {

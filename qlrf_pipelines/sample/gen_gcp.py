@@ -9,6 +9,21 @@ family with '.' as '-' and the labels carry the exact family and version with '.
 Lineage is written the same way: `qlrf-parent-family` / `qlrf-parent-version` name the parent
 golden image, `qlrf-parent-relation` how it was built from it (`patched_from`, as is).
 Deprecated and revoked versions also carry the image's own `deprecated` state.
+
+Desired state: every instance carries owner / cost-center / backup-policy labels (lower case,
+'-' for '.' and '@'), runs an e2 / n2 / c3 machine type and has no external IP; Compute Engine
+encrypts every disk (database boot disks with the Cloud KMS key `disk-cmek`, CMEK). The deliberate
+drift of DELIBERATE_DRIFT:
+
+    gcp-prod-euw1  api-prod-0025     QLRF-TAG-001   no owner label
+                   cache-prod-0022   QLRF-TAG-001   no cost-center label
+                   db-prod-0019      QLRF-SIZE-001  m2-ultramem-416
+                   web-prod-0029     QLRF-NET-001   external IP
+                   worker-prod-0036  QLRF-BAK-001   no backup-policy label
+
+Every disk is encrypted (QLRF-ENC-001 holds) and every licensed OS is supported (QLRF-EOL-001).
+Synthetic estates larger than the bundled one add about 1% random drift per rule
+(common.DriftPlan).
 """
 
 from __future__ import annotations
@@ -31,7 +46,12 @@ from qlrf_pipelines.sample.catalog import (
     current_production,
 )
 from qlrf_pipelines.sample.common import (
+    BAK_RULE,
+    NET_RULE,
+    SIZE_RULE,
+    TAG_RULE,
     AddressPool,
+    DriftPlan,
     PlannedAsset,
     os_kind,
     pick_region,
@@ -78,7 +98,28 @@ _NON_GOLDEN = (
 _LINUX_TYPES = ("e2-medium", "e2-standard-2", "n2-standard-2", "n2-standard-4", "c3-standard-8")
 _DB_TYPES = ("n2-highmem-4", "n2-highmem-8", "n2-highmem-16")
 _WINDOWS_TYPES = ("n2-standard-4", "n2-standard-8", "n2-highmem-4")
-_CPU_PLATFORMS = {"e2": "Intel Broadwell", "n2": "Intel Cascade Lake", "c3": "Intel Sapphire Rapids"}
+_CPU_PLATFORMS = {
+    "e2": "Intel Broadwell",
+    "n2": "Intel Cascade Lake",
+    "c3": "Intel Sapphire Rapids",
+    "m1": "Intel Broadwell",
+    "m2": "Intel Cascade Lake",
+}
+# What an instance breaking QLRF-SIZE-001 runs: memory-optimized types far beyond what the
+# workload needs (the largest one for databases).
+_OVERSIZED_DB = "m2-ultramem-416"
+_OVERSIZED = "m1-ultramem-160"
+
+DELIBERATE_DRIFT: dict[str, dict[str, tuple[str, ...]]] = {
+    "gcp-prod-euw1": {
+        "api-prod-0025": (TAG_RULE,),
+        "cache-prod-0022": (TAG_RULE,),
+        "db-prod-0019": (SIZE_RULE,),
+        "web-prod-0029": (NET_RULE,),
+        "worker-prod-0036": (BAK_RULE,),
+    },
+}
+SYNTHETIC_RULES = (TAG_RULE, SIZE_RULE, NET_RULE, BAK_RULE)
 
 
 def image_name(version: CatalogVersion) -> str:
@@ -183,9 +224,10 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
     project = site.account or site.id
     project_url = f"{API}/projects/{project}"
     regions = site_regions(site)
-    plan = plan_assets(site, n_assets, rng)
+    plan = plan_assets(site, n_assets, rng, DriftPlan(site, DELIBERATE_DRIFT, SYNTHETIC_RULES))
     random_ = rng.random
     images = _images(project)
+    cmek = f"projects/{project}/locations/{site.location}/keyRings/kr-disks/cryptoKeys/disk-cmek"
     image_ids = {f"projects/{project}/global/images/{image['name']}": image["id"] for image in images}
 
     network_name = f"vpc-{plan[0].env}"
@@ -202,6 +244,9 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
     subnetworks = {region: f"{project_url}/regions/{region}/subnetworks/snet-{region}" for region in regions}
     pools = {region: AddressPool(10, (16 * index + 132) % 256, rng) for index, region in enumerate(regions)}
     public_pool = AddressPool(34, 76, rng)
+    # Addresses for the instances breaking QLRF-NET-001 that drew none from the pool above (its
+    # own rng: the estate's rng must draw what it always drew).
+    exposed_pool = AddressPool(34, 77, random.Random(f"{site.id}/public-ips"))
     machine_types: dict[tuple[str, str], str] = {}
     public_sources: dict[str, str] = {}
     seen_ids: set[str] = set()
@@ -223,6 +268,8 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
         windows = asset.platform == "windows"
         types = asset.sizes(_LINUX_TYPES, _DB_TYPES, _WINDOWS_TYPES)
         machine_type = types[int(random_() * len(types))]
+        if SIZE_RULE in asset.drift:
+            machine_type = _OVERSIZED_DB if types is _DB_TYPES else _OVERSIZED
         type_key = (zone, machine_type)
         machine_type_url = machine_types.get(type_key)
         if machine_type_url is None:
@@ -250,8 +297,11 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
         features = _WINDOWS_FEATURES if windows else _LINUX_FEATURES
         size_gb = "50" if windows else "20"
         labels = asset.tags
+        # Label values are lower case and cannot hold '@'.
         if asset.owner:
-            labels["owner"] = asset.owner.split("@", 1)[0]  # label values cannot hold '@'
+            labels["owner"] = asset.owner.split("@", 1)[0]
+        if asset.cost_center:
+            labels["cost-center"] = asset.cost_center.lower()
         # Optional fields the connector does not read are left out to keep 100k-instance
         # payloads small; every field present has the Compute API's own name and shape.
         nic = {
@@ -260,8 +310,15 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
             "subnetwork": subnetworks[region],
             "networkIP": pools[region].take(),
         }
+        # The draw (and address) of the estate's first version, when part of the web tier had
+        # external IPs; now only instances breaking QLRF-NET-001 have one.
+        drawn = None
         if status == "RUNNING" and random_() < (0.4 if asset.role in ("web", "api") else 0.03):
-            nic["accessConfigs"] = [{"type": "ONE_TO_ONE_NAT", "name": "External NAT", "natIP": public_pool.take()}]
+            drawn = public_pool.take()
+        if status == "RUNNING" and NET_RULE in asset.drift:
+            nic["accessConfigs"] = [
+                {"type": "ONE_TO_ONE_NAT", "name": "External NAT", "natIP": drawn or exposed_pool.take()}
+            ]
         instance = {
             "id": instance_id,
             "creationTimestamp": _ts(asset.launched_at),
@@ -286,18 +343,19 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
         if status == "RUNNING":
             instance["cpuPlatform"] = _CPU_PLATFORMS[machine_type[:2]]
         instance_items[f"zones/{zone}"]["instances"].append(instance)
-        disk_items[f"zones/{zone}"]["disks"].append(
-            {
-                "id": str(rng.getrandbits(63)),
-                "name": name,
-                "sizeGb": size_gb,
-                "status": "READY",
-                "selfLink": disk_url,
-                "sourceImage": f"{API}/{path}",
-                "sourceImageId": source_image_id,
-                "type": disk_type_urls[zone],
-            }
-        )
+        disk = {
+            "id": str(rng.getrandbits(63)),
+            "name": name,
+            "sizeGb": size_gb,
+            "status": "READY",
+            "selfLink": disk_url,
+            "sourceImage": f"{API}/{path}",
+            "sourceImageId": source_image_id,
+            "type": disk_type_urls[zone],
+        }
+        if asset.role in ("db", "mssql"):
+            disk["diskEncryptionKey"] = {"kmsKeyName": f"{cmek}/cryptoKeyVersions/1"}
+        disk_items[f"zones/{zone}"]["disks"].append(disk)
 
     # Zones without instances answer with a warning, as aggregatedList does; so do the zones
     # of a region the project does not use.

@@ -14,10 +14,26 @@ and some third-party images. The first Deployments are fixed anchors in namespac
     web/anchor-current   python-3.12, current production version
     web/anchor-behind    python-3.12 3.12.6-r1
     web/anchor-unknown   docker.io/library/redis:7.2.5 (not a golden image)
+
+Desired state: workloads pin every image by tag and digest (`<repository>:<tag>@sha256:<digest>`,
+the digest the pods report), and nodes carry the owner / cost-center labels of their node group,
+except the deliberate drift of DELIBERATE_DRIFT:
+
+    k8s-prod-eks  data/feature-store-nightly-021    QLRF-K8S-001  images by tag only
+                  data/ingest-db-022                QLRF-K8S-001  images by tag only
+                  payments/checkout-api-024         QLRF-K8S-001  by tag, its log-shipper sidecar as :latest
+                  ip-10-100-0-8.ec2.internal        QLRF-TAG-001  no cost-center label (even index;
+                                                                  an odd one loses the owner label)
+    k8s-stg-gke   data/warehouse-sync-worker-014    QLRF-K8S-001  images by tag only
+                  kube-system/node-agent-api-013    QLRF-K8S-001  by tag, its log-shipper sidecar as :latest
+
+Synthetic clusters larger than the bundled ones add about 1% random drift per rule
+(common.DriftPlan).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import time
@@ -34,7 +50,15 @@ from qlrf_pipelines.sample.catalog import (
     current_production,
     versions_of,
 )
-from qlrf_pipelines.sample.common import Picker, below, catalog_version, utc_iso
+from qlrf_pipelines.sample.common import (
+    K8S_RULE,
+    TAG_RULE,
+    DriftPlan,
+    Picker,
+    below,
+    catalog_version,
+    utc_iso,
+)
 from qlrf_pipelines.sites import Site
 
 NAMESPACES = ("payments", "web", "data", "monitoring", "kube-system")
@@ -77,6 +101,25 @@ SUFFIXES = {
 TEAMS = {"payments": "payments", "web": "web", "data": "data", "monitoring": "platform", "kube-system": "platform"}
 SCHEDULES = ("*/15 * * * *", "0 * * * *", "30 2 * * *", "0 4 * * 0", "*/5 * * * *")
 
+# Node group labels QLRF-TAG-001 asks for (label values cannot hold '@').
+NODE_OWNER = "team-platform"
+NODE_COST_CENTER = "CC-2200"
+
+DELIBERATE_DRIFT: dict[str, dict[str, tuple[str, ...]]] = {
+    "k8s-prod-eks": {
+        "data/feature-store-nightly-021": (K8S_RULE,),
+        "data/ingest-db-022": (K8S_RULE,),
+        "payments/checkout-api-024": (K8S_RULE,),
+        "ip-10-100-0-8.ec2.internal": (TAG_RULE,),
+    },
+    "k8s-stg-gke": {
+        "data/warehouse-sync-worker-014": (K8S_RULE,),
+        "kube-system/node-agent-api-013": (K8S_RULE,),
+    },
+}
+SYNTHETIC_NODE_RULES = (TAG_RULE,)
+SYNTHETIC_WORKLOAD_RULES = (K8S_RULE,)
+
 # Kubernetes' pod-template-hash alphabet (rand.SafeEncodeString: no vowels, no look-alikes).
 _SAFE = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -94,10 +137,29 @@ def golden_reference(version: CatalogVersion) -> str:
     return f"{GOLDEN_REGISTRY}/{version.family}:{version.version}"
 
 
+@functools.lru_cache(maxsize=4096)
 def _digest(image: str) -> str:
-    """The imageID containerd reports: repository@sha256:<digest>, stable per image reference."""
+    """The imageID containerd reports: repository@sha256:<digest>, stable per image reference
+    (the same digest whether the reference is pinned with it or not)."""
+    image = image.split("@", 1)[0]
     repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
     return f"{repository}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
+
+
+def pinned(image: str) -> str:
+    """A tag reference pinned by the digest it resolves to: 'repo:tag@sha256:<digest>'."""
+    return f"{image}@{_digest(image).rsplit('@', 1)[1]}"
+
+
+def _pin_or_float(containers: list[dict] | None, drift: frozenset[str]) -> None:
+    """Pin every container image by digest, unless the workload breaks QLRF-K8S-001: then its
+    images stay tag-only and a log-shipper sidecar floats on `:latest`."""
+    for container in containers or ():
+        image = container["image"]
+        if K8S_RULE not in drift:
+            container["image"] = pinned(image)
+        elif image == SIDECAR_IMAGE:
+            container["image"] = image.rsplit(":", 1)[0] + ":latest"
 
 
 class _Clock:
@@ -122,6 +184,7 @@ def _machine_image(site: Site, version: CatalogVersion, eks: bool) -> str:
 
 
 def _nodes(site: Site, count: int, rng: random.Random, git_version: str, eks: bool) -> list[dict]:
+    drift_of = DriftPlan(site, DELIBERATE_DRIFT, SYNTHETIC_NODE_RULES)
     clock = _Clock(rng)
     current = current_production(NODE_FAMILY)
     behind = catalog_version(NODE_FAMILY, "1.1.0")
@@ -175,6 +238,12 @@ def _nodes(site: Site, count: int, rng: random.Random, git_version: str, eks: bo
             provider_id = f"gce://{cluster}/{zone}/{name}"
             kernel = "6.5.0-1025-gcp"
         labels["kubernetes.io/hostname"] = name
+        # Breaking QLRF-TAG-001 drops the owner (odd index) or the cost center (even index).
+        drift = drift_of(name, index)
+        if TAG_RULE not in drift or index % 2 == 0:
+            labels["owner"] = NODE_OWNER
+        if TAG_RULE not in drift or index % 2 == 1:
+            labels["cost-center"] = NODE_COST_CENTER
         created = clock.after(version.created_at)
 
         draw = rng.random()
@@ -446,10 +515,11 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
         ("anchor-behind", golden_reference(python_behind), python_behind.created_at),
         ("anchor-unknown", REDIS_IMAGE, cluster_created),
     )
+    drift_of = DriftPlan(site, DELIBERATE_DRIFT, SYNTHETIC_WORKLOAD_RULES)
     for name, image, since in anchors:
-        workload = _workload(
-            "Deployment", "web", name, [{"name": "app", "image": image}], clock.after(since), rng, 2, 2
-        )
+        containers = [{"name": "app", "image": image}]
+        _pin_or_float(containers, drift_of(f"web/{name}", 0))
+        workload = _workload("Deployment", "web", name, containers, clock.after(since), rng, 2, 2)
         lists["Deployment"].append(workload)
         pods.extend(_pods(workload, 2, nodes, rng))
 
@@ -505,6 +575,9 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
         if kind == "CronJob":
             desired = ready = 0 if rng.random() < 0.08 else 1
 
+        drift = drift_of(f"{namespace}/{name}", index)
+        _pin_or_float(containers, drift)
+        _pin_or_float(init_containers, drift)
         workload = _workload(
             kind, namespace, name, containers, clock.after(since), rng, desired, ready, init_containers
         )

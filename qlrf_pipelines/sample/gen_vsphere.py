@@ -9,6 +9,23 @@ from the templates. The first VMs are fixed anchors the demo and tests rely on:
     anchor-behind-01    cloned from ubuntu-22.04-base 1.0.0
     anchor-revoked-01   cloned from rhel-9-base 9.2.1 (revoked)
     anchor-unknown-01   cloned from tpl-handmade-centos7, which is not a template here
+
+Desired state: every VM carries the owner / cost-center / backup-policy custom attributes, is
+encrypted (VM Encryption with keys of the key provider `kms-dc1`) and, when powered on, runs
+VMware Tools, except the deliberate drift of DELIBERATE_DRIFT:
+
+    vsphere-dc1  app-hr-007        QLRF-TAG-001  no owner attribute
+                 db-crm-010        QLRF-TAG-001  no cost-center attribute
+                 jump-ci-032       QLRF-ENC-001  not encrypted
+                 app-portal-036    QLRF-ENC-001  not encrypted (the legacy Windows 2016 VM)
+                 app-ldap-024      QLRF-VSP-001  powered on, tools not running
+                 db-reports-033    QLRF-VSP-001  powered on, tools not running
+                 web-mail-040      QLRF-BAK-001  no backup-policy attribute
+                 app-ci-041        QLRF-BAK-001  no backup-policy attribute
+
+QLRF-EOL-001 fails, as the estate always had it, on the VMs whose guest is CentOS 7 (end of life
+2024-06-30): anchor-unknown-01 and jump-reports-047 (powered off) in the bundled estate. Synthetic estates
+larger than the bundled one add about 1% random drift per rule (common.DriftPlan).
 """
 
 from __future__ import annotations
@@ -18,15 +35,28 @@ from datetime import datetime, timezone
 
 from qlrf_pipelines.connectors.base import gc_paused
 from qlrf_pipelines.sample.catalog import MACHINE_IMAGE_VERSIONS, SAMPLE_CLOCK, CatalogVersion
-from qlrf_pipelines.sample.common import Picker, anchor_versions, below, image_pools, utc_iso
+from qlrf_pipelines.sample.common import (
+    BAK_RULE,
+    ENC_RULE,
+    TAG_RULE,
+    VSP_RULE,
+    DriftPlan,
+    Picker,
+    anchor_versions,
+    below,
+    image_pools,
+    stable_hex,
+    utc_iso,
+)
 from qlrf_pipelines.sites import Site
 
 VCENTER_FULL_NAME = "VMware vCenter Server 8.0.2 build-22617221"
 ESXI_FULL_NAMES = ("VMware ESXi 8.0.2 build-22380479", "VMware ESXi 8.0.1 build-21813344")
 
-# customFieldDefs: the qlrf.* attributes the connector reads, plus two ordinary ones.
+# customFieldDefs: the qlrf.* attributes the connector reads, plus the ordinary governance ones.
 FIELD_FAMILY, FIELD_VERSION, FIELD_STATUS, FIELD_SOURCE, FIELD_OWNER, FIELD_BACKUP = 101, 102, 103, 104, 105, 106
 FIELD_PARENT_IMAGE, FIELD_PARENT_RELATION = 107, 108  # lineage: the template a template was built from
+FIELD_COST_CENTER = 109
 CUSTOM_FIELD_DEFS = [
     {"key": FIELD_FAMILY, "name": "qlrf.family", "managedObjectType": "VirtualMachine"},
     {"key": FIELD_VERSION, "name": "qlrf.version", "managedObjectType": "VirtualMachine"},
@@ -36,6 +66,7 @@ CUSTOM_FIELD_DEFS = [
     {"key": FIELD_BACKUP, "name": "backup-policy", "managedObjectType": None},
     {"key": FIELD_PARENT_IMAGE, "name": "qlrf.parent-image", "managedObjectType": "VirtualMachine"},
     {"key": FIELD_PARENT_RELATION, "name": "qlrf.parent-relation", "managedObjectType": "VirtualMachine"},
+    {"key": FIELD_COST_CENTER, "name": "cost-center", "managedObjectType": "VirtualMachine"},
 ]
 
 # (config.guestFullName, config.guestId) per family, as vCenter reports them.
@@ -80,6 +111,28 @@ SERVICES = (
 )
 OWNERS = ("team-payments", "team-web", "team-data", "team-platform", "team-corp-it")
 BACKUP_POLICIES = ("gold", "silver", "silver", "bronze")
+COST_CENTERS = {
+    "team-payments": "CC-2500",
+    "team-web": "CC-2100",
+    "team-data": "CC-2300",
+    "team-platform": "CC-2200",
+    "team-corp-it": "CC-3100",
+}
+KEY_PROVIDER = "kms-dc1"  # the vCenter's key provider (a KMIP cluster) that VM Encryption uses
+
+DELIBERATE_DRIFT: dict[str, dict[str, tuple[str, ...]]] = {
+    "vsphere-dc1": {
+        "app-hr-007": (TAG_RULE,),
+        "db-crm-010": (TAG_RULE,),
+        "jump-ci-032": (ENC_RULE,),
+        "app-portal-036": (ENC_RULE,),
+        "app-ldap-024": (VSP_RULE,),
+        "db-reports-033": (VSP_RULE,),
+        "web-mail-040": (BAK_RULE,),
+        "app-ci-041": (BAK_RULE,),
+    },
+}
+SYNTHETIC_RULES = (TAG_RULE, ENC_RULE, VSP_RULE, BAK_RULE)
 
 
 def _uuid(rng: random.Random) -> str:
@@ -216,6 +269,7 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
     clock_seconds = int(SAMPLE_CLOCK.timestamp())
     unknown_start = int(datetime(2024, 1, 15, tzinfo=timezone.utc).timestamp())
     unknown_names = list(UNKNOWN_TEMPLATES)
+    drift_of = DriftPlan(site, DELIBERATE_DRIFT, SYNTHETIC_RULES)
 
     for index in range(n_assets):
         if index < len(anchors):
@@ -235,15 +289,11 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
                 version = (pools.get(kind) or pools["current"])(rng)
             draw = rng.random()
             powered = "poweredOn" if draw < 0.88 else "poweredOff" if draw < 0.97 else "suspended"
-            draw = rng.random()
-            if powered != "poweredOn":
-                tools = "guestToolsNotRunning"
-            else:
-                tools = (
-                    "guestToolsRunning" if draw < 0.93
-                    else "guestToolsNotRunning" if draw < 0.97
-                    else "guestToolsExecutingScripts"
-                )
+            rng.random()  # once drew the tools status of a powered-on VM (7% not running); kept
+            tools = "guestToolsRunning" if powered == "poweredOn" else "guestToolsNotRunning"
+        drift = drift_of(name, index)
+        if VSP_RULE in drift and powered == "poweredOn":
+            tools = "guestToolsNotRunning"
 
         if version is not None:
             guest_name, guest_id = _guest(version)
@@ -268,8 +318,15 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
         custom = []
         if source:
             custom.append({"key": FIELD_SOURCE, "value": source})
-        custom.append({"key": FIELD_OWNER, "value": OWNERS[below(rng, len(OWNERS))]})
-        custom.append({"key": FIELD_BACKUP, "value": BACKUP_POLICIES[below(rng, len(BACKUP_POLICIES))]})
+        owner = OWNERS[below(rng, len(OWNERS))]
+        backup = BACKUP_POLICIES[below(rng, len(BACKUP_POLICIES))]
+        # Breaking QLRF-TAG-001 drops the owner (odd index) or the cost center (even index).
+        if TAG_RULE not in drift or index % 2 == 0:
+            custom.append({"key": FIELD_OWNER, "value": owner})
+        if BAK_RULE not in drift:
+            custom.append({"key": FIELD_BACKUP, "value": backup})
+        if TAG_RULE not in drift or index % 2 == 1:
+            custom.append({"key": FIELD_COST_CENTER, "value": COST_CENTERS[owner]})
         props = {
             "name": name,
             "config.template": False,
@@ -287,6 +344,12 @@ def generate_payload(site: Site, n_assets: int, rng: random.Random) -> dict:
             "datastore": [datastores[host_cluster[host_index]]["obj"]],
             "customValue": custom,
         }
+        if ENC_RULE not in drift:
+            key = stable_hex(f"{site.id}/{name}/vm-key", 32)
+            props["config.keyId"] = {
+                "keyId": f"{key[:8]}-{key[8:12]}-{key[12:16]}-{key[16:20]}-{key[20:]}",
+                "providerId": {"id": KEY_PROVIDER},
+            }
         if rng.random() < 0.3:
             props["config.annotation"] = "Managed by Terraform"
         if powered == "poweredOn" and tools != "guestToolsNotRunning":

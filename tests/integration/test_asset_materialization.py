@@ -35,6 +35,13 @@ def test_materialize_partitions_then_warehouse(tmp_path, dagster_instance, prepa
     # the only failure is a warning: no production image has provenance and an SBOM until some are imported
     assert failed == {"production_images_have_provenance_and_sbom": "WARN"}
     home = tmp_path / "home"
+    # drift_items carries the drift summary, read from the warehouse once dbt released it
+    (drift,) = [m for m in built.asset_materializations_for_node("warehouse_models") if m.asset_key == AssetKey(["drift_items"])]
+    open_items = sql(home, "SELECT count(*) FROM drift_items WHERE status = 'open'")[0][0]
+    assert drift.metadata["open_items"].value == open_items > 0
+    assert drift.metadata["opened_this_run"].value == open_items and drift.metadata["closed_this_run"].value == 0
+    assert drift.metadata["open_config_drift"].value > 0  # the bundled rules were landed before the build
+    assert drift.metadata["drift_trend"].value.startswith("![drift trend](data:image/png;base64,")
     assert sql(home, "SELECT site_id, asset_count FROM sites ORDER BY site_id") == [("azure-prod-weu", 50), ("k8s-stg-gke", 24)]
     gke_nodes = sql(home, "SELECT count(*) FROM assets WHERE site_id = 'k8s-stg-gke' AND kind = 'node' AND image_id IS NULL")
     assert gke_nodes == [(3,)], "GKE nodes boot GCP images, and no GCP site is in this estate"

@@ -51,6 +51,12 @@ def test_drift_and_summary(sample_runs):
     items = json.loads(drift)
     assert {"anchor-behind-01", "anchor-revoked-01"} <= {i["asset_name"] for i in items}
     assert {i["severity"] for i in items} == {"critical"}
+    assert all(i["drift_type"] != "config" or i["rule_id"] for i in items)
+    config = json.loads(qlrf(sample_runs.home, "drift", "--site", "vsphere-dc1", "--type", "config", "--format", "json").stdout)
+    assert config and {i["drift_type"] for i in config} == {"config"}
+    assert {"rule_id", "expected", "actual", "age_days"} <= set(config[0])
+    image = json.loads(qlrf(sample_runs.home, "drift", "--type", "image", "--limit", "500", "--format", "json").stdout)
+    assert image and all(i["drift_type"].startswith("image_") and i["rule_id"] is None for i in image)
     summary = qlrf(sample_runs.home, "summary").stdout
     assert "Sites (7)" in summary and "Drift items" in summary and "duckdb " in summary
 

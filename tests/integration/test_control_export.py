@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -21,6 +21,7 @@ import pytest
 from dagster import AssetKey, build_op_context, materialize
 
 from qlrf_pipelines.assets.control_export import control_store_export
+from qlrf_pipelines.compliance import waivers
 from qlrf_pipelines.control import ControlStore, Rbac, image_registry
 from qlrf_pipelines.control_export import CONTROL_ENTITIES, CONTROL_SITE_ID, export_control_store
 from qlrf_pipelines.jobs.refresh import export_control_store as export_control_store_op
@@ -77,6 +78,8 @@ def fill_store(store: ControlStore, lake_dir: Path) -> tuple[dict[str, str], lis
     registry = LakeImageCatalog()  # images not discovered in this lake: registered ahead of discovery
     image_registry.link(store, registry, "app@2", "app@1", "patched_from", "bob", "rebuilt on 1", rbac, allow_unknown=True)
     image_registry.promote(store, registry, "app@2", "production", "alice", "canary ok", rbac, allow_unknown=True)
+    waivers.add(store, {"nist-800-53": {"CM-2"}}, "CM-2", ["i-001"], date(2099, 12, 31), "erin",
+                "appliance image pinned by the vendor", rbac)
     files = export_control_store(store, lake_dir, now=LATEST_EXPORT_AT)
     return {"approved": approved.task_id, "denied": denied.task_id}, files
 
@@ -267,7 +270,7 @@ def test_control_store_export_asset(tmp_path, monkeypatch):
     }
     assert counts == {
         "raw_ai_tasks": 1, "raw_ai_task_plans": 1, "raw_ai_tool_invocations": 1,
-        "raw_image_lineage_links": 0, "raw_image_promotions": 0,
+        "raw_image_lineage_links": 0, "raw_image_promotions": 0, "raw_compliance_waivers": 0,
     }
     spec = control_store_export.specs_by_key[AssetKey(["lake", "raw_ai_tasks"])]
     assert spec.group_name == "remediation" and spec.owners == ["team:platform"] and spec.kinds == {"python", "parquet"}

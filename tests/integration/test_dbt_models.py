@@ -36,7 +36,7 @@ DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt"
 
 CONTRACT_TABLES = {
     "sites", "assets", "asset_tags", "image_artifacts", "golden_images", "images",
-    "golden_image_families", "image_deployments", "drift_items", "drift_reports",
+    "golden_image_families", "image_deployments", "drift_items", "drift_reports", "drift_trends",
 }
 
 
@@ -128,7 +128,7 @@ def test_contract_tables_land_in_main_and_staging_in_staging(warehouse):
     assert all(not name.startswith(("stg_", "int_")) for name in main)
     staging = {name for schema, name in tables if schema == "staging"}
     assert {"stg_sites", "stg_assets", "stg_images", "int_golden_versions", "int_asset_images",
-            "int_drift_assessments"} <= staging
+            "int_drift_assessments", "int_config_drift", "drift_observations", "stg_drift_rules"} <= staging
 
 
 def test_sites_describe_latest_snapshot_and_history(warehouse):
@@ -167,21 +167,30 @@ def test_expected_drift_items(warehouse):
         (site_id, name): (drift_type, severity, versions_behind, days_behind)
         for site_id, name, drift_type, severity, versions_behind, days_behind in rows(
             warehouse.first_build,
-            "SELECT site_id, asset_name, drift_type, severity, versions_behind, days_behind FROM drift_items",
+            "SELECT site_id, asset_name, drift_type, severity, versions_behind, days_behind FROM drift_items "
+            "WHERE status = 'open'",
         )
     }
     assert found == EXPECTED_DRIFT
     assert not NO_DRIFT & set(found)
-    # drift items come from the latest snapshot only
-    assert {s for (s,) in rows(warehouse.first_build, "SELECT DISTINCT snapshot_id FROM drift_items")} == {S1}
+    # open drift items are the latest snapshot's; no rules landed here, so no config drift
+    assert {s for (s,) in rows(warehouse.first_build, "SELECT DISTINCT snapshot_id FROM drift_items WHERE status = 'open'")} == {S1}
+    assert rows(warehouse.first_build, "SELECT count(*) FROM drift_items WHERE drift_type = 'config'") == [(0,)]
+    # history: the VM retired between S0 and S1 keeps its drift, closed by S1
+    closed = rows(
+        warehouse.first_build,
+        "SELECT site_id, asset_name, drift_type, first_seen_snapshot_id, snapshot_id, closed_snapshot_id, resolution "
+        "FROM drift_items WHERE status = 'closed'",
+    )
+    assert closed == [(AWS_PROD, "vm-retired", "image_deprecated", S0, S0, S1, "asset_removed")]
 
 
 def test_drift_item_columns(warehouse):
     (row,) = rows(
         warehouse.first_build,
-        "SELECT drift_id = md5(snapshot_id || '|' || asset_id || '|' || drift_type), provider, environment, kind, "
+        "SELECT drift_id = md5(asset_id || '|' || drift_key || '|' || first_seen_snapshot_id), provider, environment, kind, "
         "image_id, family, asset_version, image_status, current_version, current_image_id, detail "
-        "FROM drift_items WHERE site_id = ? AND asset_name = 'vm-deprecated-3'",
+        "FROM drift_items WHERE site_id = ? AND asset_name = 'vm-deprecated-3' AND status = 'open'",
         [AWS_PROD],
     )
     assert row == (
@@ -191,7 +200,8 @@ def test_drift_item_columns(warehouse):
     )
     (container,) = rows(
         warehouse.first_build,
-        "SELECT image_status, current_version, detail FROM drift_items WHERE asset_name = 'web/python-behind-1'",
+        "SELECT image_status, current_version, detail FROM drift_items WHERE asset_name = 'web/python-behind-1' "
+        "AND status = 'open'",
     )
     assert container[:2] == (None, "3.12.8-r2")
     assert "newest seen" in container[2]
@@ -284,14 +294,15 @@ def test_drift_reports_one_row_per_site_snapshot(warehouse):
     reports = rows(
         warehouse.first_build,
         "SELECT site_id, snapshot_id, environment, assets_total, assets_drifted, drift_items, critical, high, medium, low, "
-        "image_unknown, image_outdated, image_deprecated, image_revoked, image_testing_in_production, round(drift_rate, 4) "
-        "FROM drift_reports ORDER BY site_id, snapshot_id",
+        "image_unknown, image_outdated, image_deprecated, image_revoked, image_testing_in_production, round(drift_rate, 4), "
+        "config_drift, opened, closed FROM drift_reports ORDER BY site_id, snapshot_id",
     )
+    # S1 of aws-prod: vm-deprecated-3 and vm-outdated-1 drift on from S0, vm-retired is gone
     assert reports == [
-        (AWS_PROD, S0, "production", 3, 3, 3, 1, 1, 1, 0, 0, 1, 2, 0, 0, 1.0),
-        (AWS_PROD, S1, "production", 8, 7, 7, 2, 3, 2, 0, 2, 1, 2, 1, 1, 0.875),
-        (AWS_STG, S1, "staging", 3, 2, 2, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0.6667),
-        (K8S_PROD, S1, "production", 7, 4, 4, 0, 2, 2, 0, 1, 3, 0, 0, 0, 0.5714),
+        (AWS_PROD, S0, "production", 3, 3, 3, 1, 1, 1, 0, 0, 1, 2, 0, 0, 1.0, 0, 3, 0),
+        (AWS_PROD, S1, "production", 8, 7, 7, 2, 3, 2, 0, 2, 1, 2, 1, 1, 0.875, 0, 5, 1),
+        (AWS_STG, S1, "staging", 3, 2, 2, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0.6667, 0, 2, 0),
+        (K8S_PROD, S1, "production", 7, 4, 4, 0, 2, 2, 0, 1, 3, 0, 0, 0, 0.5714, 0, 4, 0),
     ]
 
 
@@ -305,13 +316,19 @@ def test_second_snapshot_adds_reports_and_keeps_earlier_rows(warehouse):
     assert [row for row in after if row in before] == before, "earlier report rows are never rewritten"
     (new,) = rows(
         warehouse.live_path,
-        "SELECT assets_total, assets_drifted, drift_rate, reported_at > ? FROM drift_reports "
+        "SELECT assets_total, assets_drifted, drift_rate, opened, closed, "
+        "reported_at > (SELECT max(reported_at) FROM drift_reports WHERE snapshot_id <> ?) FROM drift_reports "
         "WHERE site_id = ? AND snapshot_id = ?",
-        [max(row[-1] for row in before), AWS_STG, S2],
+        [S2, AWS_STG, S2],
     )
-    assert new == (2, 0, 0.0, True)
-    # the current views moved to the new snapshot; history grew
-    assert rows(warehouse.live_path, "SELECT count(*) FROM drift_items WHERE site_id = ?", [AWS_STG]) == [(0,)]
+    assert new == (2, 0, 0.0, 0, 2, True)
+    # the current views moved to the new snapshot; history grew: both staging items closed by S2
+    assert rows(warehouse.live_path, "SELECT count(*) FROM drift_items WHERE site_id = ? AND status = 'open'", [AWS_STG]) == [(0,)]
+    assert rows(
+        warehouse.live_path,
+        "SELECT asset_name, resolution, closed_snapshot_id FROM drift_items WHERE site_id = ? ORDER BY asset_name",
+        [AWS_STG],
+    ) == [("vm-outdated-1", "fixed", S2), ("vm-undiscovered", "asset_removed", S2)]
     assert rows(
         warehouse.live_path, "SELECT last_snapshot_id, snapshot_count, asset_count FROM sites WHERE site_id = ?", [AWS_STG]
     ) == [(S2, 2, 2)]

@@ -102,9 +102,11 @@ def test_promotion_moves_the_current_version_and_drift_follows(registry):
     assert golden[f"{UBUNTU}@1.3.0"] == ("production", "tags", False)
     assert golden["rhel-9-base@9.3.0"][:2] == ("revoked", "promotion")
     assert golden["rhel-9-base@9.4.0"] == ("production", "tags", True)
-    behind = sql(home, "SELECT DISTINCT current_version FROM drift_items WHERE family = ? AND asset_version = '1.3.0'", [UBUNTU])
+    behind = sql(home, "SELECT DISTINCT current_version FROM drift_items WHERE family = ? AND asset_version = '1.3.0' "
+                       "AND status = 'open'", [UBUNTU])
     assert behind == [("1.4.0",)]
-    revoked = sql(home, "SELECT DISTINCT drift_type FROM drift_items WHERE family = 'rhel-9-base' AND asset_version = '9.3.0'")
+    revoked = sql(home, "SELECT DISTINCT drift_type FROM drift_items WHERE family = 'rhel-9-base' AND asset_version = '9.3.0' "
+                   "AND status = 'open'")
     assert revoked == [("image_revoked",)]
 
 

@@ -244,7 +244,11 @@ def test_refresh_job_lands_in_the_bucket_and_a_fresh_home_builds_from_it(
     assert refresh.success
     objects = bucket_objects(s3, bucket)
     sites_in_bucket = {key.split("/")[4] for key in objects}
-    assert sites_in_bucket == {"site=aws-stg-euw1", "site=gcp-prod-euw1", "site=control"}
+    # discovery, the control store export, the configuration (drift rules, compliance catalog)
+    # and the compliance evidence all land in the bucket
+    assert sites_in_bucket == {
+        "site=aws-stg-euw1", "site=gcp-prod-euw1", "site=control", "site=config", "site=compliance",
+    }
     assert {f"{PREFIX}/{k}": v for k, v in local_files(home / "lake").items()} == objects
 
     # A fresh home that has only the bucket: the warehouse build syncs the mirror, then dbt.

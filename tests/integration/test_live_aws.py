@@ -26,7 +26,7 @@ from qlrf_pipelines.lake import list_snapshots
 from qlrf_pipelines.sites import Site, load_sites
 from tests.emulators.aws.faults import FaultProxy, SilentServer
 from tests.emulators.aws.moto_server import aws_emulator, aws_estate  # noqa: F401  (fixtures)
-from tests.emulators.aws.seed import ACCOUNT, BUILT, GOLDEN, PUBLIC_UBUNTU, REGIONS, Estate
+from tests.emulators.aws.seed import ACCOUNT, BUILT, CUSTOMER_KEY_ALIAS, GOLDEN, PUBLIC_UBUNTU, REGIONS, Estate
 
 pytestmark = pytest.mark.integration
 
@@ -132,6 +132,9 @@ def test_fetch_and_normalize_the_seeded_estate(discovered, aws_estate: Estate, c
         assert asset.image_ref == seeded.image_id
         assert asset.network == aws_estate.vpcs[seeded.region]
         assert asset.launched_at is not None
+        # From the root volume: unencrypted, under alias/aws/ebs, or under alias/qlrf-ebs.
+        assert asset.disk_encryption == seeded.disk_encryption, asset.name
+    assert {a.disk_encryption for a in found.assets} == {"none", "platform_managed", "customer_managed"}
     assert sorted({a.region for a in found.assets}) == sorted(REGIONS)
     assert sum(a.state == "stopped" for a in found.assets) == 3 * len(REGIONS)
 
@@ -159,21 +162,26 @@ def test_fetch_and_normalize_the_seeded_estate(discovered, aws_estate: Estate, c
         )
 
 
-def test_payload_carries_volumes_vpcs_subnets_which_normalize_ignores(discovered, aws_estate: Estate):  # noqa: F811
+def test_payload_carries_volumes_aliases_vpcs_subnets(discovered, aws_estate: Estate):  # noqa: F811
     payload = discovered["payload"]
     json.dumps(payload)  # plain JSON: timestamps stay EC2's text
     for region in REGIONS:
         calls = payload["regions"][region]
-        assert set(calls) == {"DescribeInstances", "DescribeImages", "DescribeVolumes", "DescribeVpcs", "DescribeSubnets"}
+        assert set(calls) == {
+            "DescribeInstances", "DescribeImages", "DescribeVolumes", "DescribeVpcs", "DescribeSubnets", "ListAliases",
+        }
         assert aws_estate.volumes[region] <= {v["VolumeId"] for v in calls["DescribeVolumes"]["Volumes"]}
+        aliases = {a["AliasName"]: a.get("TargetKeyId") for a in calls["ListAliases"]["Aliases"]}
+        assert {"alias/aws/ebs", CUSTOMER_KEY_ALIAS} <= set(aliases)
         assert aws_estate.vpcs[region] in {v["VpcId"] for v in calls["DescribeVpcs"]["Vpcs"]}
         assert aws_estate.subnets[region] in {s["SubnetId"] for s in calls["DescribeSubnets"]["Subnets"]}
         launch = calls["DescribeInstances"]["Reservations"][0]["Instances"][0]["LaunchTime"]
         assert isinstance(launch, str) and launch.endswith("Z")
 
+    # VPCs and subnets are kept for configuration drift; normalize does not read them.
     stripped = {
         "regions": {
-            region: {k: v for k, v in calls.items() if k in ("DescribeInstances", "DescribeImages")}
+            region: {k: v for k, v in calls.items() if k not in ("DescribeVpcs", "DescribeSubnets")}
             for region, calls in payload["regions"].items()
         }
     }
@@ -199,6 +207,30 @@ def test_pagination_follows_every_page(discovered, aws_estate: Estate):  # noqa:
     assert calls["ec2:DescribeImages"] == 2 * len(REGIONS)
     for op in ("DescribeVolumes", "DescribeVpcs", "DescribeSubnets"):
         assert calls[f"ec2:{op}"] == len(REGIONS)
+    assert calls["kms:ListAliases"] == len(REGIONS)
+
+
+def test_without_kms_list_aliases_discovery_goes_on_at_most_platform_managed(proxy, aws_estate: Estate):  # noqa: F811
+    """kms:ListAliases is optional: denied, the payload has no aliases, and volumes under a
+    customer managed key can no longer be told from the AWS managed one."""
+    proxy.deny_service("kms")
+    site = make_site(proxy.url)
+    payload, ctx, _ = fetch_timed(site)
+    assert all("ListAliases" not in calls for calls in payload["regions"].values())
+    assert ctx.api_calls["kms:ListAliases"] == len(REGIONS)  # asked once per region, not retried
+    found = {a.native_id: a for a in aws_normalize.normalize(payload, site, NOW).assets}
+    for instance_id, seeded in aws_estate.instances.items():
+        expected = "platform_managed" if seeded.disk_encryption == "customer_managed" else seeded.disk_encryption
+        assert found[instance_id].disk_encryption == expected
+
+
+def test_kms_unreachable_fails_the_site_naming_the_call(proxy):
+    proxy.drop_service("kms")
+    site = make_site(proxy.url, regions=[], settings={"max_attempts": 1})
+    with pytest.raises(ConnectorError) as raised:
+        live_aws.fetch(FetchContext.for_site(site))
+    assert raised.value.call == "us-east-1 kms:ListAliases"
+    assert_no_secret(str(raised.value))
 
 
 # -- (3) throttling then success ----------------------------------------------------------------

@@ -132,7 +132,7 @@ def test_fetch_and_normalize_the_emulated_subscription(emulator):
         "galleryImages": len(DATA["galleryImages"]),
         "galleryImageVersions": len(DATA["galleryImageVersions"]),
         "images": len(DATA["images"]),
-        "disks": N_VMS,
+        "disks": len(DATA["disks"]),
         "networkInterfaces": len(DATA["networkInterfaces"]),
         "publicIPAddresses": len(DATA["publicIPAddresses"]),
     }
@@ -160,6 +160,10 @@ def test_fetch_and_normalize_the_emulated_subscription(emulator):
     assert anchor.state == "running" and anchor.zone == "1" and anchor.region == "westeurope"
     assert anchor.private_ip and anchor.network == "anchor-current-01-nic01"
     assert sum(1 for a in found.assets if a.public_ip) == len(DATA["publicIPAddresses"])
+    # Managed disks: the databases' under the disk encryption set (as their disk resources say).
+    for name, asset in assets.items():
+        database = name.split("-")[0] in ("db", "mssql")
+        assert asset.disk_encryption == ("customer_managed" if database else "platform_managed"), name
     assert assets["anchor-unknown-01"].image_ref.startswith("Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2")
 
     # Golden images: every gallery version with its family / version / status from the qlrf tags.
@@ -204,7 +208,8 @@ def test_pagination_counts_every_page(emulator):
     vm_pages = math.ceil(N_VMS / 40)
     assert vm_pages >= 4
     assert ctx.api_calls[live.VMS] == vm_pages
-    assert ctx.api_calls[live.DISKS] == vm_pages
+    assert len(DATA["disks"]) > N_VMS  # OS disks and the databases' data disks
+    assert ctx.api_calls[live.DISKS] == math.ceil(len(DATA["disks"]) / 40)
     assert ctx.api_calls[live.NICS] == math.ceil(len(DATA["networkInterfaces"]) / 40)
     ids = [vm["id"] for vm in payload["virtualMachines"]["value"]]
     assert len(ids) == len(set(ids)) == N_VMS

@@ -199,6 +199,11 @@ def test_fetch_gives_the_records_the_rest_responses_give(emulator, projects):
     assert vms["anchor-unknown-01"].image_ref == "projects/ubuntu-os-cloud/global/images/ubuntu-2204-jammy-v20261015"
     assert {vm.state for vm in found.assets} == {"running", "stopped"}
     assert all(vm.asset_id.startswith(f"gcp:{SITE_ID}:") for vm in found.assets)
+    # The CMEK of the database disks comes through the SDK's disk model (diskEncryptionKey).
+    for vm in found.assets:
+        database = vm.name.split("-")[0] in ("db", "mssql")
+        assert vm.disk_encryption == ("customer_managed" if database else "platform_managed"), vm.name
+    assert any(vm.disk_encryption == "customer_managed" for vm in found.assets)
 
     images = {image.provider_image_id: image for image in found.images}
     golden = {path: image for path, image in images.items() if image.family}

@@ -133,6 +133,9 @@ def test_fetch_returns_the_api_lists_and_normalizes_to_real_records(emulator, ku
     assert current.image_ref == f"{GOLDEN_REGISTRY}/python-3.12:{python.version}"
     container = json.loads(current.attributes_json)["containers"][0]
     assert container["imageID"].startswith(f"{GOLDEN_REGISTRY}/python-3.12@sha256:")  # digest from the pods
+    # Pinned by that digest in the pod template; image_ref keeps the tag the catalog knows.
+    assert container["image"] == current.image_ref + "@sha256:" + container["imageID"].rsplit(":", 1)[1]
+    assert current.disk_encryption is None
     assert by_name["web/anchor-behind"].image_ref == f"{GOLDEN_REGISTRY}/python-3.12:3.12.6-r1"
     assert by_name["web/anchor-unknown"].image_ref == "docker.io/library/redis:7.2.5"
 

@@ -134,6 +134,10 @@ def test_fetch_and_normalize_real_values(credentials):
     assert '"annotation":"payments web tier"' in app.attributes_json
     assert assets[seeded["powered_off_uuid"]].state == "stopped"
     assert assets[seeded["suspended_uuid"]].state == "stopped"
+    # config.keyId is requested: the encrypted VM is customer-managed, every other VM unencrypted.
+    assert assets[seeded["encrypted_uuid"]].disk_encryption == "customer_managed"
+    assert '"keyProvider":"qlrf-kms"' in assets[seeded["encrypted_uuid"]].attributes_json
+    assert {a.disk_encryption for a in discovery.assets if a.native_id != seeded["encrypted_uuid"]} == {"none"}
     standalone = [a for a in discovery.assets if a.name.startswith("DC0_H0_")]
     assert standalone and all(a.zone is None for a in standalone), "a standalone host is in no cluster"
     assert sum(a.state == "running" for a in discovery.assets) == 114

@@ -9,9 +9,11 @@ from tests.conftest import sql
 pytestmark = pytest.mark.integration
 CONTRACT = [
     "sites", "assets", "asset_tags", "golden_image_families", "golden_images", "images",
-    "image_artifacts", "image_deployments", "drift_reports", "drift_items", "image_tags",
+    "image_artifacts", "image_deployments", "drift_reports", "drift_items", "drift_trends", "image_tags",
     "v_image_deployment_summary", "image_vulnerabilities", "image_components", "image_builds",
     "v_image_vuln_summary", "ai_tasks", "ai_task_plans", "ai_tool_invocations",
+    "compliance_frameworks", "compliance_controls", "compliance_checks", "control_evidence",
+    "control_evidence_failures", "v_compliance_status",
 ]
 
 

@@ -17,6 +17,7 @@ from qlrf_pipelines.sample.gen_aws import generate_payload
 from qlrf_pipelines.sites import Site
 from tests.unit.connector_helpers import (
     ANCHORS,
+    check_bundled_sample_drift,
     generated,
     generated_json,
     images_by_id,
@@ -195,6 +196,89 @@ def test_malformed_payloads_name_the_path(payload, mutate, where):
     assert str(error.value).startswith(f"{where}: ")
 
 
+# -- disk encryption ---------------------------------------------------------------------------
+
+WINDOWS = "i-0fedcba9876543210"
+
+
+def _volumes(payload) -> list[dict]:
+    return payload["regions"]["us-east-1"]["DescribeVolumes"]["Volumes"]
+
+
+def test_disk_encryption_is_read_from_the_attached_volumes(payload):
+    found = _by_native(aws.normalize(payload, SITE, NOW))
+    # The root volume is under the key alias/aws/ebs points to: AWS managed.
+    assert found["i-0123456789abcdef0"].disk_encryption == "platform_managed"
+    # Root under the account's own key (alias/prod-ebs), data under another account's key.
+    assert found[WINDOWS].disk_encryption == "customer_managed"
+    # Terminated: no volume attached any more; the unattached volume belongs to nobody.
+    assert found["i-0aaaabbbbccccdddd"].disk_encryption is None
+    assert "UnencryptedVolumes" not in json.loads(found[WINDOWS].attributes_json)
+
+
+def test_one_unencrypted_volume_makes_the_instance_unencrypted(payload):
+    data = _volumes(payload)[2]
+    data["Encrypted"] = False
+    del data["KmsKeyId"]
+    asset = _by_native(aws.normalize(payload, SITE, NOW))[WINDOWS]
+    assert asset.disk_encryption == "none"
+    assert json.loads(asset.attributes_json)["UnencryptedVolumes"] == ["vol-0c0ffee0c0ffee002"]
+
+
+def test_the_weakest_volume_decides(payload):
+    # The Windows root volume moves to the AWS managed key; its data volume stays customer managed.
+    _volumes(payload)[1]["KmsKeyId"] = "arn:aws:kms:us-east-1:111122223333:key/0b9f4a2e-5c1d-4e8f-9a7b-3c6d2e1f0a95"
+    assert _by_native(aws.normalize(payload, SITE, NOW))[WINDOWS].disk_encryption == "platform_managed"
+
+
+def test_a_volume_that_is_detaching_no_longer_counts(payload):
+    data = _volumes(payload)[2]
+    data.update(Encrypted=False, State="in-use")
+    data["Attachments"][0]["State"] = "detached"
+    assert _by_native(aws.normalize(payload, SITE, NOW))[WINDOWS].disk_encryption == "customer_managed"
+
+
+def test_a_key_named_by_its_aws_alias_is_aws_managed(payload):
+    for volume in _volumes(payload)[1:3]:
+        volume["KmsKeyId"] = "arn:aws:kms:us-east-1:111122223333:alias/aws/ebs"
+    assert _by_native(aws.normalize(payload, SITE, NOW))[WINDOWS].disk_encryption == "platform_managed"
+
+
+def test_without_the_kms_aliases_an_encrypted_volume_is_at_most_platform_managed(payload):
+    """Nothing proves the customer holds the key: encrypted, but not customer_managed."""
+    del payload["regions"]["us-east-1"]["ListAliases"]
+    found = _by_native(aws.normalize(payload, SITE, NOW))
+    assert found[WINDOWS].disk_encryption == "platform_managed"
+    assert found["i-0123456789abcdef0"].disk_encryption == "platform_managed"
+
+
+def test_without_volumes_disk_encryption_is_unknown(payload):
+    del payload["regions"]["us-east-1"]["DescribeVolumes"]
+    assert {a.disk_encryption for a in aws.normalize(payload, SITE, NOW).assets} == {None}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where"),
+    [
+        (lambda p: p["regions"]["us-east-1"]["DescribeVolumes"].pop("Volumes"), "regions.us-east-1.DescribeVolumes.Volumes"),
+        (
+            lambda p: p["regions"]["us-east-1"]["DescribeVolumes"]["Volumes"][0].update(Attachments={"InstanceId": "i-1"}),
+            "regions.us-east-1.DescribeVolumes.Volumes[0].Attachments",
+        ),
+        (
+            lambda p: p["regions"]["us-east-1"]["DescribeVolumes"]["Volumes"][1]["Attachments"].append("i-1"),
+            "regions.us-east-1.DescribeVolumes.Volumes[1].Attachments[1]",
+        ),
+        (lambda p: p["regions"]["us-east-1"].update(ListAliases=[]), "regions.us-east-1.ListAliases"),
+    ],
+)
+def test_malformed_volumes_name_the_path(payload, mutate, where):
+    mutate(payload)
+    with pytest.raises(PayloadError) as error:
+        aws.normalize(payload, SITE, NOW)
+    assert error.value.where == where
+
+
 def test_payload_must_be_an_object():
     with pytest.raises(PayloadError) as error:
         aws.normalize([], SITE, NOW)
@@ -280,6 +364,26 @@ def test_generated_estate_mix_and_times():
     assert found.assets[10].name.split("-")[1] == "prod"
 
 
+def test_generated_estate_meets_the_desired_state_but_for_a_few():
+    """Tags, sizes, encryption and exposure pass the bundled rules on all but about 1% of the
+    assets per rule (common.DriftPlan), and database volumes are under the customer managed key."""
+    _, found = _generated(n=3000, seed=2)
+    live = [a for a in found.assets if a.state != "terminated"]
+    encryption = [a.disk_encryption for a in live]
+    assert None not in encryption
+    assert 0.002 < encryption.count("none") / len(live) < 0.03
+    databases = [a for a in live if a.name.split("-")[0] in ("db", "mssql")]
+    assert all(a.disk_encryption in ("customer_managed", "none") for a in databases)
+    assert sum(a.disk_encryption == "customer_managed" for a in databases) > 0.95 * len(databases)
+    tags = [{t.key for t in a.tags} for a in found.assets]
+    assert 0.002 < sum(not {"owner", "cost-center"} <= keys for keys in tags) / len(tags) < 0.03
+    assert 0.002 < sum("backup-policy" not in keys for keys in tags) / len(tags) < 0.03
+    assert 0.002 < sum(a.public_ip is not None for a in found.assets) / len(found.assets) < 0.03
+    oversized = [a for a in found.assets if a.instance_type in ("x2iedn.32xlarge", "p4d.24xlarge")]
+    assert 0.002 < len(oversized) / len(found.assets) < 0.03
+    assert all(a.cpu_count in (96, 128) for a in oversized)
+
+
 def test_generated_needs_room_for_the_anchors():
     with pytest.raises(ValueError):
         generate_payload(SITE, 3, random.Random(1))
@@ -301,3 +405,10 @@ def test_garbage_collector_is_restored_after_an_error(payload):
     with pytest.raises(PayloadError):
         aws.normalize(payload, SITE, NOW)
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize("site_id", ["aws-prod-use1", "aws-stg-euw1"])
+def test_bundled_sample_breaks_exactly_the_documented_rules(site_id):
+    """The stored sample payload carries the deliberate drift of DELIBERATE_DRIFT, and no other
+    (tests/fixtures/sample_drift_expectations.yaml, which the drift and compliance tests use)."""
+    check_bundled_sample_drift(site_id, NOW)

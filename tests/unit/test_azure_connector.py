@@ -17,6 +17,7 @@ from qlrf_pipelines.sites import Site
 from tests.unit.connector_helpers import (
     ANCHORS,
     by_name,
+    check_bundled_sample_drift,
     generated,
     generated_json,
     images_by_id,
@@ -184,6 +185,82 @@ def test_malformed_payloads_name_the_path(payload, mutate, where):
     assert str(error.value).startswith(f"{where}: ")
 
 
+# -- disk encryption ---------------------------------------------------------------------------
+
+
+def _storage(payload, index: int = 0) -> dict:
+    return payload["virtualMachines"]["value"][index]["properties"]["storageProfile"]
+
+
+def test_disk_encryption(payload):
+    vms = by_name(azure.normalize(payload, SITE, NOW).assets)
+    # Managed disks under platform-managed keys; encryption at host does not change the keys.
+    assert vms["web-prod-0042"].disk_encryption == "platform_managed"
+    assert json.loads(vms["web-prod-0042"].attributes_json)["encryptionAtHost"] is True
+    # The OS disk names a disk encryption set: a customer-managed key.
+    assert vms["mssql-prod-0007"].disk_encryption == "customer_managed"
+    # Being created, no disk described yet: unknown.
+    assert vms["api-prod-0100"].disk_encryption is None
+
+
+def test_an_unmanaged_disk_is_unencrypted_as_far_as_the_vm_knows(payload):
+    data = _storage(payload)["dataDisks"][0]
+    del data["managedDisk"]
+    data["vhd"] = {"uri": "https://stlegacyvhds01.blob.core.windows.net/vhds/web-prod-0042-data0.vhd"}
+    assert by_name(azure.normalize(payload, SITE, NOW).assets)["web-prod-0042"].disk_encryption == "none"
+
+
+def test_azure_disk_encryption_counts_as_customer_managed(payload):
+    for disk in (_storage(payload)["osDisk"], _storage(payload)["dataDisks"][0]):
+        disk["encryptionSettings"] = {"enabled": True}
+    assert by_name(azure.normalize(payload, SITE, NOW).assets)["web-prod-0042"].disk_encryption == "customer_managed"
+
+
+@pytest.mark.parametrize(
+    ("encryption", "expected"),
+    [
+        ({"type": "EncryptionAtRestWithCustomerKey"}, "customer_managed"),
+        ({"type": "EncryptionAtRestWithPlatformAndCustomerKeys"}, "customer_managed"),
+        ({"type": "EncryptionAtRestWithPlatformKey"}, "platform_managed"),
+    ],
+)
+def test_the_disk_resources_say_who_holds_the_key(payload, encryption, expected):
+    for disk in payload["disks"]["value"]:
+        disk["properties"]["encryption"] = encryption
+    assert by_name(azure.normalize(payload, SITE, NOW).assets)["web-prod-0042"].disk_encryption == expected
+
+
+def test_the_weakest_disk_decides(payload):
+    # Only the data disk's resource says customer key; the OS disk stays platform-managed.
+    payload["disks"]["value"][1]["properties"]["encryptionSettingsCollection"] = {"enabled": True}
+    assert by_name(azure.normalize(payload, SITE, NOW).assets)["web-prod-0042"].disk_encryption == "platform_managed"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where"),
+    [
+        (
+            lambda p: p["virtualMachines"]["value"][0]["properties"]["storageProfile"]["osDisk"].update(managedDisk="yes"),
+            "virtualMachines.value[0].properties.storageProfile.osDisk.managedDisk",
+        ),
+        (
+            lambda p: p["virtualMachines"]["value"][0]["properties"]["storageProfile"].update(dataDisks={"lun": 0}),
+            "virtualMachines.value[0].properties.storageProfile.dataDisks",
+        ),
+        (
+            lambda p: p["virtualMachines"]["value"][0]["properties"]["storageProfile"]["dataDisks"].append(7),
+            "virtualMachines.value[0].properties.storageProfile.dataDisks[1]",
+        ),
+        (lambda p: p["disks"]["value"][0].update(properties=[]), "disks.value[0].properties"),
+    ],
+)
+def test_malformed_disks_name_the_path(payload, mutate, where):
+    mutate(payload)
+    with pytest.raises(PayloadError) as error:
+        azure.normalize(payload, SITE, NOW)
+    assert error.value.where == where
+
+
 def test_normalize_does_not_mutate_the_payload(payload):
     before = copy.deepcopy(payload)
     azure.normalize(payload, SITE, NOW)
@@ -265,3 +342,25 @@ def test_generated_estate_mix_and_times():
         assert asset.private_ip and asset.network == f"{asset.name}-nic01"
     assert any(a.public_ip for a in found.assets)
     assert any(a.platform == "windows" for a in found.assets)
+
+
+def test_generated_estate_meets_the_desired_state_but_for_a_few():
+    """Managed disks everywhere (databases under the disk encryption set); tags, sizes and
+    exposure fail the bundled rules on about 1% of the assets per rule (common.DriftPlan)."""
+    _, found = _generated(n=3000, seed=2)
+    database = {a.asset_id: a.name.split("-")[0] in ("db", "mssql") for a in found.assets}
+    assert {a.disk_encryption for a in found.assets if database[a.asset_id]} == {"customer_managed"}
+    assert {a.disk_encryption for a in found.assets if not database[a.asset_id]} == {"platform_managed"}
+    tags = [{t.key for t in a.tags} for a in found.assets]
+    assert 0.002 < sum(not {"owner", "cost-center"} <= keys for keys in tags) / len(tags) < 0.03
+    assert 0.002 < sum("backup-policy" not in keys for keys in tags) / len(tags) < 0.03
+    assert 0.002 < sum(a.public_ip is not None for a in found.assets) / len(found.assets) < 0.03
+    oversized = [a for a in found.assets if a.instance_type in ("Standard_M416ms_v2", "Standard_ND96asr_v4")]
+    assert 0.002 < len(oversized) / len(found.assets) < 0.03
+
+
+@pytest.mark.parametrize("site_id", ["azure-prod-weu"])
+def test_bundled_sample_breaks_exactly_the_documented_rules(site_id):
+    """The stored sample payload carries the deliberate drift of DELIBERATE_DRIFT, and no other
+    (tests/fixtures/sample_drift_expectations.yaml, which the drift and compliance tests use)."""
+    check_bundled_sample_drift(site_id, NOW)

@@ -101,7 +101,7 @@ def last_event(store: ControlStore, task_id: str | None = None) -> dict:
 def test_open_migrates_a_fresh_store_under_home(tmp_path, monkeypatch):
     monkeypatch.delenv("QLRF_CONTROL_URL", raising=False)
     with ControlStore.open(home=tmp_path) as store:
-        assert current_revision(store.engine) == head_revision() == "0002"
+        assert current_revision(store.engine) == head_revision() == "0003"
         assert store.url.endswith(str(tmp_path / "control.sqlite"))
         with store.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -399,8 +399,10 @@ def test_export_rows(store, rbac):
     store.modify_plan(task.task_id, make_plan(to_version="1.4.1"), allowed_verdicts(), "bob", rbac)
     store.approve(task.task_id, "alice", "ok", rbac, now=T0)
     rows = store.export_rows()
-    assert set(rows) == {"ai_tasks", "ai_task_plans", "ai_tool_invocations", "image_lineage_links", "image_promotions"}
-    assert rows["image_lineage_links"] == [] and rows["image_promotions"] == []
+    assert set(rows) == {
+        "ai_tasks", "ai_task_plans", "ai_tool_invocations", "image_lineage_links", "image_promotions", "compliance_waivers",
+    }
+    assert rows["image_lineage_links"] == [] and rows["image_promotions"] == [] and rows["compliance_waivers"] == []
     (row,) = rows["ai_tasks"]
     current = store.get_task(task.task_id)
     assert row["task_id"] == task.task_id and row["status"] == "approved" and row["plan_hash"] == current.plan_hash

@@ -17,6 +17,7 @@ from qlrf_pipelines.sites import Site
 from tests.unit.connector_helpers import (
     ANCHORS,
     by_name,
+    check_bundled_sample_drift,
     generated,
     generated_json,
     images_by_id,
@@ -212,6 +213,39 @@ def test_malformed_payloads_name_the_path(payload, mutate, where):
     assert str(error.value).startswith(f"{where}: ")
 
 
+# -- disk encryption ---------------------------------------------------------------------------
+
+
+def _instances(payload, zone: str = "zones/europe-west1-b") -> list[dict]:
+    return payload["instances.aggregatedList"]["items"][zone]["instances"]
+
+
+def test_disk_encryption(payload):
+    vms = by_name(gcp.normalize(payload, SITE, NOW).assets)
+    assert vms["web-prod-0042"].disk_encryption == "platform_managed"  # Google-managed keys
+    assert vms["mssql-prod-0003"].disk_encryption == "customer_managed"  # its disk names a Cloud KMS key
+    assert vms["batch-prod-0100"].disk_encryption == "platform_managed"  # disk resource not listed yet
+
+
+def test_a_customer_supplied_key_on_the_attached_disk_is_customer_managed(payload):
+    for disk in _instances(payload)[0]["disks"]:
+        disk["diskEncryptionKey"] = {"sha256": "MzYxNjRlZDFhNzE2ZTg4ZjQ4NjU2YTM1MmE0ZTg0ZDY="}
+    assert by_name(gcp.normalize(payload, SITE, NOW).assets)["web-prod-0042"].disk_encryption == "customer_managed"
+
+
+def test_the_weakest_disk_decides(payload):
+    # The boot disk under a CMEK, the data disk under Google's keys.
+    _instances(payload)[0]["disks"][1]["diskEncryptionKey"] = {
+        "kmsKeyName": "projects/qlrf-test/locations/europe-west1/keyRings/kr-disks/cryptoKeys/disk-cmek/cryptoKeyVersions/1"
+    }
+    assert by_name(gcp.normalize(payload, SITE, NOW).assets)["web-prod-0042"].disk_encryption == "platform_managed"
+
+
+def test_an_instance_without_disks_has_no_disk_encryption(payload):
+    del _instances(payload, "zones/europe-west1-d")[0]["disks"]
+    assert by_name(gcp.normalize(payload, SITE, NOW).assets)["batch-prod-0100"].disk_encryption is None
+
+
 def test_normalize_does_not_mutate_the_payload(payload):
     before = copy.deepcopy(payload)
     gcp.normalize(payload, SITE, NOW)
@@ -289,3 +323,27 @@ def test_generated_estate_mix_and_times():
         assert asset.private_ip and asset.cpu_count and asset.network == "vpc-prod"
     assert any(a.public_ip for a in found.assets)
     assert any(a.platform == "windows" for a in found.assets)
+
+
+def test_generated_estate_meets_the_desired_state_but_for_a_few():
+    """Every disk encrypted (databases under the CMEK), lower-case governance labels; labels,
+    machine types and exposure fail the bundled rules on about 1% of the assets per rule."""
+    payload, found = _generated(n=3000, seed=2)
+    database = {a.asset_id: a.name.split("-")[0] in ("db", "mssql") for a in found.assets}
+    assert {a.disk_encryption for a in found.assets if database[a.asset_id]} == {"customer_managed"}
+    assert {a.disk_encryption for a in found.assets if not database[a.asset_id]} == {"platform_managed"}
+    labels = [dict((t.key, t.value) for t in a.tags) for a in found.assets]
+    assert all(value == value.lower() for tags in labels for value in tags.values())
+    assert 0.002 < sum(not {"owner", "cost-center"} <= set(tags) for tags in labels) / len(labels) < 0.03
+    assert 0.002 < sum("backup-policy" not in tags for tags in labels) / len(labels) < 0.03
+    assert 0.002 < sum(a.public_ip is not None for a in found.assets) / len(found.assets) < 0.03
+    oversized = [a for a in found.assets if a.instance_type in ("m2-ultramem-416", "m1-ultramem-160")]
+    assert 0.002 < len(oversized) / len(found.assets) < 0.03
+    assert all(a.cpu_count in (160, 416) for a in oversized)
+
+
+@pytest.mark.parametrize("site_id", ["gcp-prod-euw1"])
+def test_bundled_sample_breaks_exactly_the_documented_rules(site_id):
+    """The stored sample payload carries the deliberate drift of DELIBERATE_DRIFT, and no other
+    (tests/fixtures/sample_drift_expectations.yaml, which the drift and compliance tests use)."""
+    check_bundled_sample_drift(site_id, NOW)

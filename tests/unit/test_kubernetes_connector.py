@@ -19,9 +19,17 @@ from qlrf_pipelines.sample import gen_kubernetes
 from qlrf_pipelines.sample.catalog import GOLDEN_REGISTRY, MACHINE_IMAGE_VERSIONS, aws_ami_id, current_production
 from qlrf_pipelines.settings import BUNDLED_SITES_FILE
 from qlrf_pipelines.sites import Site, load_sites
-from tests.unit.connector_helpers import by_name, images_by_id, payload_fixture, production_site
+from tests.unit.connector_helpers import (
+    by_name,
+    check_bundled_sample_drift,
+    images_by_id,
+    payload_fixture,
+    production_site,
+)
 
 AT = datetime(2026, 11, 1, 6, 0, tzinfo=timezone.utc)
+CART_DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"  # pinned in the fixture
+LEDGER_DIGEST = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"
 
 SITE = production_site(
     id="k8s-prod-eks",
@@ -103,9 +111,15 @@ def test_workloads_become_assets(payload):
     assert attributes["initContainers"] == [{"name": "migrate", "image": "registry.example.com/golden/tools/migrate:1.0.4"}]
 
     assert w["web/cart"].state == "degraded"
+    # Pinned by tag and digest: named by its tag (the catalog's version), the pin kept as written.
     assert w["web/cart"].image_ref == "registry.example.com/golden/nginx-1.27:1.27.1-r1"
-    assert "imageID" not in json.loads(w["web/cart"].attributes_json)["containers"][0], "no pods, no digest"
+    cart = json.loads(w["web/cart"].attributes_json)["containers"][0]
+    assert cart["image"] == "registry.example.com/golden/nginx-1.27:1.27.1-r1@sha256:" + CART_DIGEST
+    assert "imageID" not in cart, "no pods, no digest"
     assert w["payments/ledger-api"].state == "stopped"
+    # Pinned by digest alone: nothing better to name it by.
+    assert w["payments/ledger-api"].image_ref == "ghcr.io/acme/ledger@sha256:" + LEDGER_DIGEST
+    assert {a.disk_encryption for a in discovery.assets} == {None}, "not a VM's disks"
 
     redis = w["data/redis"]
     assert (redis.state, redis.image_ref) == ("running", "docker.io/library/redis:7.2.5")
@@ -162,6 +176,18 @@ def test_golden_container_images(payload):
 def test_no_golden_registry_no_images(payload):
     site = SITE.model_copy(update={"settings": {}})
     assert kubernetes.normalize(payload, site, AT).images == []
+
+
+def test_image_name_drops_the_digest_of_a_tagged_reference():
+    digest = "@sha256:" + "a" * 64
+    assert kubernetes.image_name("registry.example.com/golden/python-3.12:3.12.8-r2" + digest) == (
+        "registry.example.com/golden/python-3.12:3.12.8-r2"
+    )
+    assert kubernetes.image_name("registry.example.com:5000/golden/python-3.12" + digest) == (
+        "registry.example.com:5000/golden/python-3.12" + digest
+    ), "a registry port is not a tag"
+    assert kubernetes.image_name("docker.io/library/redis:7.2.5") == "docker.io/library/redis:7.2.5"
+    assert kubernetes.image_name("redis") == "redis"
 
 
 def test_golden_image_parsing():
@@ -261,11 +287,12 @@ def test_generated_payload_starts_with_the_anchors(site):
         ("web/anchor-unknown", "docker.io/library/redis:7.2.5", "running"),
     ]
     assert python.version == "3.12.8-r2"
-    # The anchors have pods, so their digests are known.
+    # The anchors have pods, so their digests are known; they pin their image by that digest.
     for anchor in anchors:
         container = json.loads(anchor.attributes_json)["containers"][0]
         assert container["imageID"].split("@sha256:")[0] == anchor.image_ref.rsplit(":", 1)[0]
         assert len(container["imageID"].split("@sha256:")[1]) == 64
+        assert container["image"] == anchor.image_ref + "@sha256:" + container["imageID"].split("@sha256:")[1]
     nodes = [a for a in discovery.assets if a.kind == "node"]
     assert len(nodes) == max(3, 40 // 8)
     assert len({a.asset_id for a in discovery.assets}) == 40
@@ -326,6 +353,28 @@ def test_generated_workload_mix():
     }
 
 
+def test_generated_cluster_meets_the_desired_state_but_for_a_few():
+    """Workloads pin every image by digest and nodes carry owner / cost-center labels, except
+    about 1% per rule (common.DriftPlan)."""
+    discovery = kubernetes.normalize(_generate(EKS, 8000), EKS, AT)
+    workloads = [a for a in discovery.assets if a.kind == "workload"]
+    images = {
+        a.name: [c["image"] for c in (attributes.get("containers") or []) + (attributes.get("initContainers") or [])]
+        for a in workloads
+        for attributes in [json.loads(a.attributes_json)]
+    }
+    floating = [name for name, refs in images.items() if not all("@sha256:" in ref for ref in refs)]
+    assert 0.002 < len(floating) / len(workloads) < 0.03
+    assert all(not any("@sha256:" in ref for ref in images[name]) for name in floating)
+    # Pinning does not rename images: image_ref and the golden images stay the tags.
+    assert not any("@" in a.image_ref for a in workloads)
+    assert not any("@" in i.provider_image_id for i in discovery.images)
+    nodes = [a for a in discovery.assets if a.kind == "node"]
+    assert len(nodes) == 1000
+    unlabelled = [n for n in nodes if not {"owner", "cost-center"} <= {t.key for t in n.tags}]
+    assert 0.002 < len(unlabelled) / len(nodes) < 0.03
+
+
 @pytest.mark.parametrize("n", [4, 5, 6, 7])
 def test_small_clusters_have_exactly_n_assets(n):
     discovery = kubernetes.normalize(_generate(EKS, n), EKS, AT)
@@ -353,3 +402,10 @@ def test_generated_payload_goes_through_the_sample_connector(tmp_path):
 def test_generator_refuses_too_few_assets():
     with pytest.raises(ValueError):
         _generate(EKS, 3)
+
+
+@pytest.mark.parametrize("site_id", ["k8s-prod-eks", "k8s-stg-gke"])
+def test_bundled_sample_breaks_exactly_the_documented_rules(site_id):
+    """The stored sample payload carries the deliberate drift of DELIBERATE_DRIFT, and no other
+    (tests/fixtures/sample_drift_expectations.yaml, which the drift and compliance tests use)."""
+    check_bundled_sample_drift(site_id, AT)

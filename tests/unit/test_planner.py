@@ -385,7 +385,10 @@ def test_invalid_limits_are_rejected(bad):
 # -- warehouse inputs ------------------------------------------------------------------------------------
 
 def _tiny_warehouse(path: Path) -> None:
-    rows = [drift_row("aws-prod", i) for i in range(3)] + [drift_row("aws-stg", 1)]
+    rows = [drift_row("aws-prod", i) | {"status": "open"} for i in range(3)] + [drift_row("aws-stg", 1) | {"status": "open"}]
+    # drift_items keeps history and config drift; planners read open image drift only
+    rows.append(drift_row("aws-prod", 4) | {"status": "closed"})
+    rows.append(drift_row("aws-prod", 5, drift_type="config") | {"status": "open"})
     columns = list(rows[0])
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE TABLE drift_items (" + ", ".join(
@@ -414,6 +417,8 @@ def test_load_planning_inputs_reads_the_warehouse(tmp_path):
     inputs = load_planning_inputs(path)
 
     assert len(inputs.drift_items) == 4
+    assert {i["drift_id"] for i in inputs.drift_items} == {"d-aws-prod-000", "d-aws-prod-001", "d-aws-prod-002", "d-aws-stg-001"}
+    assert not {"aws:aws-prod:vm-004", "aws:aws-prod:vm-005"} & set(inputs.asset_regions)  # closed, config
     assert [a["provider_image_id"] for a in inputs.artifacts] == ["ami-130"]
     assert inputs.fleet_sizes == {"aws-prod": 9, "aws-stg": 1}  # no terminated asset, no container
     assert inputs.snapshot_ids == {"aws-prod": SNAPSHOTS["aws-prod"], "aws-stg": SNAPSHOTS["aws-stg"]}

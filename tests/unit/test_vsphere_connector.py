@@ -18,7 +18,14 @@ from qlrf_pipelines.sample import gen_vsphere
 from qlrf_pipelines.sample.catalog import MACHINE_IMAGE_VERSIONS, current_production
 from qlrf_pipelines.settings import BUNDLED_SITES_FILE
 from qlrf_pipelines.sites import Site, load_sites
-from tests.unit.connector_helpers import ANCHORS, by_name, images_by_id, payload_fixture, production_site
+from tests.unit.connector_helpers import (
+    ANCHORS,
+    by_name,
+    check_bundled_sample_drift,
+    images_by_id,
+    payload_fixture,
+    production_site,
+)
 
 AT = datetime(2026, 11, 1, 6, 0, tzinfo=timezone.utc)
 
@@ -105,6 +112,28 @@ def test_vms_become_assets(payload):
     assert json.loads(jump.attributes_json)["host"] == "host-99", "an unknown host keeps its moref"
 
 
+def test_disk_encryption_is_vm_encryption(payload):
+    vms = by_name(vsphere.normalize(payload, SITE, AT).assets)
+    # Encrypted with a key of the customer's key provider.
+    assert vms["app-payments-01"].disk_encryption == "customer_managed"
+    assert json.loads(vms["app-payments-01"].attributes_json)["keyProvider"] == "kms-dc1"
+    # No keyId: vCenter leaves the property unset on VMs that are not encrypted.
+    assert vms["db-ledger-01"].disk_encryption == "none"
+    assert "keyProvider" not in json.loads(vms["db-ledger-01"].attributes_json)
+
+
+def test_a_vm_without_config_has_no_disk_encryption(payload):
+    vm = payload["VirtualMachine"][5]["propSet"]
+    for key in [k for k in vm if k.startswith("config.")]:
+        del vm[key]
+    assert by_name(vsphere.normalize(payload, SITE, AT).assets)["jump-01"].disk_encryption is None
+
+
+def test_an_empty_key_id_is_not_encryption(payload):
+    payload["VirtualMachine"][3]["propSet"]["config.keyId"] = {}
+    assert by_name(vsphere.normalize(payload, SITE, AT).assets)["app-payments-01"].disk_encryption == "none"
+
+
 def test_power_states_map_to_canonical_states(payload):
     vm = payload["VirtualMachine"][3]["propSet"]
     states = {}
@@ -131,6 +160,8 @@ def test_custom_value_without_definition_is_kept_by_key(payload):
          "VirtualMachine[3].propSet.customValue[1].key"),
         (lambda p: p["VirtualMachine"][0]["propSet"].update({"config.createDate": "yesterday"}),
          "VirtualMachine[0].propSet.config.createDate"),
+        (lambda p: p["VirtualMachine"][3]["propSet"].update({"config.keyId": "8f14e45f"}),
+         "VirtualMachine[3].propSet.config.keyId"),
         (lambda p: p["VirtualMachine"][2]["propSet"].update({"config.template": "yes"}),
          "VirtualMachine[2].propSet.config.template"),
         (lambda p: p["VirtualMachine"][5].pop("propSet"), "VirtualMachine[5].propSet"),
@@ -244,6 +275,22 @@ def test_generated_mix_of_images_power_states_and_names():
     assert all(a.private_ip is None for a in random_vms if a.state != "running")
 
 
+def test_generated_estate_meets_the_desired_state_but_for_a_few():
+    """VM Encryption, running tools and governance attributes on all but about 1% of the VMs per
+    rule (common.DriftPlan)."""
+    discovery = vsphere.normalize(_generate(5000), SITE, AT)
+    vms = discovery.assets
+    encryption = Counter(a.disk_encryption for a in vms)
+    assert set(encryption) == {"customer_managed", "none"}
+    assert 0.002 < encryption["none"] / len(vms) < 0.03
+    running = [a for a in vms if a.state == "running"]
+    tools_down = sum(json.loads(a.attributes_json)["toolsRunningStatus"] != "guestToolsRunning" for a in running)
+    assert 0.002 < tools_down / len(running) < 0.03
+    tags = [{t.key for t in a.tags} for a in vms]
+    assert 0.002 < sum(not {"owner", "cost-center"} <= keys for keys in tags) / len(tags) < 0.03
+    assert 0.002 < sum("backup-policy" not in keys for keys in tags) / len(tags) < 0.03
+
+
 def test_generated_payload_for_the_bundled_site_goes_through_the_sample_connector(tmp_path):
     site = load_sites(BUNDLED_SITES_FILE).site("vsphere-dc1")
     path = tmp_path / "vsphere-dc1.json"
@@ -274,3 +321,10 @@ def test_an_inaccessible_vm_without_config_is_kept_by_moref():
     payload = {"VirtualMachine": [{"obj": "vm-77", "propSet": {"name": "orphan-01", "runtime.powerState": "poweredOff"}}]}
     (asset,) = vsphere.normalize(payload, site, datetime(2026, 11, 1, tzinfo=timezone.utc)).assets
     assert (asset.asset_id, asset.name, asset.state) == ("vsphere:vc-lab:moref-vm-77", "orphan-01", "stopped")
+
+
+@pytest.mark.parametrize("site_id", ["vsphere-dc1"])
+def test_bundled_sample_breaks_exactly_the_documented_rules(site_id):
+    """The stored sample payload carries the deliberate drift of DELIBERATE_DRIFT, and no other
+    (tests/fixtures/sample_drift_expectations.yaml, which the drift and compliance tests use)."""
+    check_bundled_sample_drift(site_id, AT)

@@ -24,6 +24,7 @@ select
     assets.network,
     assets.private_ip,
     assets.public_ip,
+    assets.disk_encryption,
     assets.launched_at,
     assets.discovered_at,
     assets.tags,

@@ -2,6 +2,12 @@
 -- its site.
 with source as (
     select * from {{ source('lake', 'raw_assets') }}
+    -- Files written before a column existed lack it (union_by_name fills it with null only when
+    -- some other file has it): a by-name union with an empty relation that has every such
+    -- column makes it null there too, even when no file has it yet.
+    union all by name
+    select cast(null as varchar) as disk_encryption
+    where false
 ),
 
 latest as (
@@ -33,6 +39,7 @@ typed as (
         cast(network as varchar) as network,
         cast(private_ip as varchar) as private_ip,
         cast(public_ip as varchar) as public_ip,
+        cast(disk_encryption as varchar) as disk_encryption,
         cast(launched_at as timestamptz) as launched_at,
         cast(tags as struct(key varchar, value varchar)[]) as tags,
         cast(attributes_json as varchar) as attributes_json

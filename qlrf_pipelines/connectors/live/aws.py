@@ -14,8 +14,14 @@ For every region of the site (`site.location` then `site.regions`), with one EC2
   the AMIs instances run that the account does not own (marketplace, vendor, shared), so every
   `image_ref` can be resolved. A filter rather than `ImageIds`: an id that no longer exists is
   simply absent instead of failing the whole request with InvalidAMIID.NotFound.
-* `ec2:DescribeVolumes`, `ec2:DescribeVpcs`, `ec2:DescribeSubnets` (paginated): stored beside the
-  two above under their operation names for configuration drift; `normalize` ignores them.
+* `ec2:DescribeVolumes` (paginated): every EBS volume, whose attachments and encryption give each
+  instance its disk_encryption.
+* `kms:ListAliases` (paginated): the region's KMS aliases; the targets of `alias/aws/*` are the
+  AWS managed keys, which tells a volume under `aws/ebs` (platform_managed) from one under a
+  customer managed key. Optional: a credential without kms:ListAliases (AccessDenied) leaves it
+  out of the payload, and encrypted volumes then count as platform_managed at most.
+* `ec2:DescribeVpcs`, `ec2:DescribeSubnets` (paginated): stored beside the others under their
+  operation names for configuration drift; `normalize` ignores them.
 
 Regions are fetched concurrently (one thread per region, at most `max_concurrency`); the calls
 within a region run in order. Timestamps are kept as the ISO 8601 text EC2 sends (the botocore
@@ -52,7 +58,8 @@ EC2 request-rate budget, which is what the benchmark reports.
 
 Errors
 ------
-Every failure raises ConnectorError(site, "<region> ec2:<Operation>" | "sts:<Operation>" |
+Every failure (but the optional kms:ListAliases being denied) raises
+ConnectorError(site, "<region> ec2:<Operation>" | "<region> kms:ListAliases" | "sts:<Operation>" |
 "credentials" | "settings", message) with the AWS error code and message, or "timed out after
 Ns", or the endpoint that could not be reached. Credential values (key id, secret, session
 token) are scrubbed from every message and no exception is chained.
@@ -89,6 +96,8 @@ READ_PERMISSIONS: dict[str, list[str]] = {
         "ec2:DescribeVolumes",
         "ec2:DescribeVpcs",
         "ec2:DescribeSubnets",
+        # optional: tells AWS managed keys from customer managed ones (disk_encryption)
+        "kms:ListAliases",
         "sts:GetCallerIdentity",
         # only by `qlrf sites check`, when the STS endpoint cannot be reached
         "ec2:DescribeRegions",
@@ -108,8 +117,10 @@ MAX_PAGE_SIZE = {  # the MaxResults ceiling of each operation
     "DescribeVolumes": 500,
     "DescribeVpcs": 1000,
     "DescribeSubnets": 1000,
+    "ListAliases": 100,
 }
 IMAGE_ID_CHUNK = 200  # EC2 accepts at most 200 values in one filter
+ACCESS_DENIED_CODES = {"AccessDeniedException", "AccessDenied", "UnauthorizedOperation"}
 THROTTLING_CODES = {"RequestLimitExceeded", "Throttling", "ThrottlingException", "TooManyRequestsException"}
 
 
@@ -323,7 +334,7 @@ def _chunks(values: list[str], size: int) -> Iterable[list[str]]:
         yield values[start : start + size]
 
 
-def _fetch_region(session: _Session, region: str, client: Any, page_size: int | None) -> dict:
+def _fetch_region(session: _Session, region: str, client: Any, kms: Any, page_size: int | None) -> dict:
     operation = "DescribeInstances"
     try:
         reservations = _pages(client, operation, "describe_instances", "Reservations", page_size)
@@ -358,25 +369,35 @@ def _fetch_region(session: _Session, region: str, client: Any, page_size: int | 
         subnets = _pages(client, operation, "describe_subnets", "Subnets", page_size)
     except (ClientError, BotoCoreError) as exc:
         raise session.fail(f"{region} ec2:{operation}", exc) from None
-    return {
+    calls = {
         "DescribeInstances": {"Reservations": reservations},
         "DescribeImages": {"Images": images},
         "DescribeVolumes": {"Volumes": volumes},
         "DescribeVpcs": {"Vpcs": vpcs},
         "DescribeSubnets": {"Subnets": subnets},
     }
+    try:
+        calls["ListAliases"] = {"Aliases": _pages(kms, "ListAliases", "list_aliases", "Aliases", page_size)}
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ACCESS_DENIED_CODES:
+            raise session.fail(f"{region} kms:ListAliases", exc) from None
+    except BotoCoreError as exc:
+        raise session.fail(f"{region} kms:ListAliases", exc) from None
+    return calls
 
 
 def fetch(ctx: FetchContext) -> dict:
-    """Every region of the site: instances, images (own and used), volumes, VPCs, subnets."""
+    """Every region of the site: instances, images (own and used), volumes, VPCs, subnets, KMS aliases."""
     page_size = _int_setting(ctx, "page_size", None, MIN_PAGE_SIZE, 1000)
     workers = _int_setting(ctx, "max_concurrency", DEFAULT_MAX_CONCURRENCY, 1, 64)
     session = _Session(ctx)
     regions = _regions(ctx)
     # Clients are made here, in one thread (a session is not thread-safe; its clients are).
-    clients = {region: session.client("ec2", region) for region in regions}
+    clients = {region: (session.client("ec2", region), session.client("kms", region)) for region in regions}
     with ThreadPoolExecutor(max_workers=min(workers, len(regions)), thread_name_prefix="qlrf-aws") as pool:
-        futures = {region: pool.submit(_fetch_region, session, region, clients[region], page_size) for region in regions}
+        futures = {
+            region: pool.submit(_fetch_region, session, region, *clients[region], page_size) for region in regions
+        }
         errors = [f.exception() for f in futures.values() if f.exception() is not None]
     if errors:
         raise errors[0]  # the first region (in site order) that failed

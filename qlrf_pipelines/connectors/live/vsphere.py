@@ -63,6 +63,7 @@ VM_PROPERTIES = [
     "config.hardware.memoryMB",
     "config.createDate",
     "config.annotation",
+    "config.keyId",  # set on encrypted VMs only (VM Encryption): disk_encryption
     "runtime.powerState",
     "runtime.host",
     "guest.toolsRunningStatus",

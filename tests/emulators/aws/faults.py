@@ -6,7 +6,9 @@ paths run:
   - AuthFailure (EC2, HTTP 401) / InvalidClientTokenId (STS, HTTP 403) to requests signed with a
     rejected access key id (`reject_key`), optionally quoting the key id in the message the way
     some AWS services do (`echo_key=True`),
-  - a closed connection to every request for a service (`drop_service`);
+  - a closed connection to every request for a service (`drop_service`),
+  - AccessDeniedException (JSON protocol services such as KMS, HTTP 400) to every request for a
+    service (`deny_service`), as to a credential whose policy lacks the service's actions;
   and records (service, action, access key id, status) of every request in `requests`.
 * SilentServer: accepts TCP connections and never answers (a hung endpoint).
 """
@@ -34,6 +36,11 @@ def ec2_error(code: str, message: str) -> bytes:
     ).encode()
 
 
+def json_error(code: str, message: str) -> bytes:
+    """The awsJson error body (KMS)."""
+    return ('{"__type": "' + code + '", "message": "' + message + '"}').encode()
+
+
 def query_error(code: str, message: str) -> bytes:
     """The awsQuery error body (STS)."""
     return (
@@ -57,6 +64,7 @@ class FaultProxy:
         self._throttles: dict[str, int] = {}
         self._rejected: dict[str, bool] = {}
         self._dropped: set[str] = set()
+        self._denied: set[str] = set()
         self.requests: list[Seen] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -75,6 +83,10 @@ class FaultProxy:
     def drop_service(self, service: str) -> None:
         with self._lock:
             self._dropped.add(service)
+
+    def deny_service(self, service: str) -> None:
+        with self._lock:
+            self._denied.add(service)
 
     def statuses(self, action: str) -> list[int]:
         with self._lock:
@@ -119,13 +131,22 @@ class FaultProxy:
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         body = request.rfile.read(int(request.headers.get("Content-Length") or 0))
         action = (parse_qs(body.decode("utf-8", "replace")).get("Action") or [""])[0]
+        target = request.headers.get("X-Amz-Target") or ""  # JSON protocol: "TrentService.ListAliases"
+        action = action or target.rpartition(".")[2]
         match = _CREDENTIAL.search(request.headers.get("Authorization") or "")
         key_id, service = (match.group(1), match.group(2)) if match else ("", "")
 
         with self._lock:
             answer: tuple[int, bytes] | None = None
+            content_type = "text/xml;charset=UTF-8"
             if service in self._dropped:
                 answer = (0, b"")
+            elif service in self._denied:
+                content_type = "application/x-amz-json-1.1"
+                answer = (400, json_error(
+                    "AccessDeniedException",
+                    f"User: arn:aws:iam::123456789012:user/qlrf-reader is not authorized to perform: {service}:{action}",
+                ))
             elif key_id in self._rejected:
                 echo = f" ({key_id})" if self._rejected[key_id] else ""
                 if service == "sts":
@@ -140,7 +161,7 @@ class FaultProxy:
             status, headers, payload = self._forward(request, body)
         else:
             status, payload = answer
-            headers = [("Content-Type", "text/xml;charset=UTF-8")]
+            headers = [("Content-Type", content_type)]
         with self._lock:
             self.requests.append(Seen(service, action, key_id, status))
 

@@ -4,6 +4,9 @@ Per region (us-east-1, eu-west-1): golden AMIs owned by the account and tagged
 qlrf:family / qlrf:version / qlrf:status (registered, and one made with CreateImage from a
 builder instance), a VPC with a subnet, instances with Name tags on those AMIs and on a public
 AMI the account does not own (Canonical's, from PUBLIC_AMIS), some stopped, and extra volumes.
+The single instances' root volumes rotate through unencrypted, encrypted under the AWS managed
+key (alias/aws/ebs, which moto creates on first use) and encrypted under the customer managed key
+CUSTOMER_KEY_ALIAS; Instance.disk_encryption records what discovery should report.
 
 us-east-1 gets INSTANCES_USE1 single-instance reservations plus one reservation of four, so
 DescribeInstances needs several pages at a small page size. moto pages DescribeInstances by
@@ -53,6 +56,7 @@ GOLDEN = {
     "eu-west-1": [("ubuntu-22.04-base", "1.3.0", "production")],
 }
 BUILT = ("rhel-9-base", "2.0.0", "testing")  # made with CreateImage from a builder instance in us-east-1
+CUSTOMER_KEY_ALIAS = "alias/qlrf-ebs"
 
 
 @dataclass
@@ -62,6 +66,7 @@ class Instance:
     region: str
     image_id: str
     state: str  # canonical state: running / stopped
+    disk_encryption: str = "none"  # what its volumes should make of it
 
 
 @dataclass
@@ -98,11 +103,28 @@ def _golden_tags(family: str, version: str, status: str) -> list[dict]:
     return _tags("image", **{"qlrf:family": family, "qlrf:version": version, "qlrf:status": status})
 
 
+def _root_volume(encryption: str, customer_key: str) -> dict:
+    """RunInstances arguments for a root volume with this encryption (none: no BlockDeviceMappings,
+    so moto gives the instance its default root volume, unencrypted)."""
+    if encryption == "none":
+        return {}
+    ebs: dict = {"VolumeSize": 8, "VolumeType": "gp3", "DeleteOnTermination": True, "Encrypted": True}
+    if encryption == "customer_managed":
+        ebs["KmsKeyId"] = customer_key
+    return {"BlockDeviceMappings": [{"DeviceName": "/dev/sda1", "Ebs": ebs}]}
+
+
+ROOT_ENCRYPTION = ("none", "platform_managed", "customer_managed")
+
+
 def seed_estate(url: str) -> Estate:
     estate = Estate(url=url)
     for region in REGIONS:
         ec2 = boto3.client("ec2", region_name=region, endpoint_url=url, **SEED_KEYS)
+        kms = boto3.client("kms", region_name=region, endpoint_url=url, **SEED_KEYS)
         short = {"us-east-1": "use1", "eu-west-1": "euw1"}[region]
+        customer_key = kms.create_key(Description="QL-RF EBS volumes")["KeyMetadata"]["Arn"]
+        kms.create_alias(AliasName=CUSTOMER_KEY_ALIAS, TargetKeyId=customer_key)
 
         vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16", TagSpecifications=_tags("vpc", Name=f"qlrf-{short}"))["Vpc"]
         subnet = ec2.create_subnet(
@@ -124,16 +146,17 @@ def seed_estate(url: str) -> Estate:
 
         reservations = 0
 
-        def launch(name: str, image_id: str, count: int = 1) -> list[str]:
+        def launch(name: str, image_id: str, count: int = 1, encryption: str = "none") -> list[str]:
             nonlocal reservations
             reservations += 1
             launched = ec2.run_instances(
                 ImageId=image_id, MinCount=count, MaxCount=count, InstanceType="t3.micro",
                 SubnetId=subnet["SubnetId"], TagSpecifications=_tags("instance", Name=name),
+                **_root_volume(encryption, customer_key),
             )["Instances"]
             for instance in launched:
                 estate.instances[instance["InstanceId"]] = Instance(
-                    instance["InstanceId"], name, region, image_id, "running"
+                    instance["InstanceId"], name, region, image_id, "running", encryption
                 )
             return [instance["InstanceId"] for instance in launched]
 
@@ -153,7 +176,7 @@ def seed_estate(url: str) -> Estate:
         # Every 5th instance runs the public Ubuntu AMI; the rest cycle through the golden ones.
         for index in range(singles):
             image_id = PUBLIC_UBUNTU if index % 5 == 4 else images[index % len(images)]
-            launch(f"web-{short}-{index:03d}", image_id)
+            launch(f"web-{short}-{index:03d}", image_id, encryption=ROOT_ENCRYPTION[index % 3])
         if region == "us-east-1":
             launch(f"batch-{short}", images[0], count=4)  # one reservation, four instances (same Name)
 

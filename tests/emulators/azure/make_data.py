@@ -9,7 +9,7 @@ the list APIs return them (the emulator pages them and nests them under "value")
   galleryImages.json       image definitions, one per family
   galleryImageVersions.json
   images.json              managed images
-  disks.json               one managed OS disk per VM (derived from the VMs)
+  disks.json               the VMs' managed OS and data disks (derived from the VMs)
   networkInterfaces.json, publicIPAddresses.json
   subscription.json        the subscription resource (a single object)
 """
@@ -42,14 +42,43 @@ def _gallery(location: str) -> dict:
     }
 
 
+def _encryption(disk: dict) -> dict:
+    """The disk resource's encryption: the disk encryption set's customer-managed key when the VM
+    names one, else the platform-managed key."""
+    des = disk["managedDisk"].get("diskEncryptionSet")
+    if des:
+        return {"type": "EncryptionAtRestWithCustomerKey", "diskEncryptionSetId": des["id"]}
+    return {"type": "EncryptionAtRestWithPlatformKey"}
+
+
+def _data_disks(vm: dict) -> list[dict]:
+    """The VM's managed data disks, as disks.list returns them."""
+    return [
+        {
+            "id": data["managedDisk"]["id"],
+            "name": data["name"],
+            "type": "Microsoft.Compute/disks",
+            "location": vm["location"],
+            "managedBy": vm["id"],
+            "sku": {"name": data["managedDisk"]["storageAccountType"]},
+            "properties": {
+                "creationData": {"createOption": "Empty"},
+                "diskSizeGB": data["diskSizeGB"],
+                "diskState": "Attached",
+                "encryption": _encryption(data),
+                "provisioningState": "Succeeded",
+                "timeCreated": vm["properties"]["timeCreated"],
+            },
+        }
+        for data in vm["properties"]["storageProfile"].get("dataDisks", [])
+    ]
+
+
 def _disk(vm: dict) -> dict:
     """The VM's managed OS disk, as disks.list returns it."""
     properties = vm["properties"]
     os_disk = properties["storageProfile"]["osDisk"]
-    group = vm["id"].split("/")[4]
-    disk_id = (
-        f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Compute/disks/{os_disk['name']}"
-    )
+    disk_id = os_disk["managedDisk"]["id"]
     reference = properties["storageProfile"]["imageReference"]
     if "/galleries/" in reference.get("id", ""):
         creation = {"createOption": "FromImage", "galleryImageReference": {"id": reference["id"]}}
@@ -72,6 +101,7 @@ def _disk(vm: dict) -> dict:
             "creationData": creation,
             "diskSizeGB": 30 if os_disk["osType"] == "Linux" else 127,
             "diskState": "Attached",
+            "encryption": _encryption(os_disk),
             "provisioningState": "Succeeded",
             "timeCreated": properties["timeCreated"],
         },
@@ -101,7 +131,7 @@ def main() -> None:
     _write("galleryImages.json", payload["galleryImages"]["value"])
     _write("galleryImageVersions.json", payload["galleryImageVersions"]["value"])
     _write("images.json", payload["images"]["value"])
-    _write("disks.json", [_disk(vm) for vm in vms])
+    _write("disks.json", [disk for vm in vms for disk in [_disk(vm), *_data_disks(vm)]])
     for key in ("networkInterfaces", "publicIPAddresses"):
         kind = "networkInterfaces" if key == "networkInterfaces" else "publicIPAddresses"
         for resource in payload[key]["value"]:

@@ -44,9 +44,23 @@ def _numeric(text: str) -> str:
     return str(1_000_000_000_000_000_000 + sum(ord(c) * 7919 ** i for i, c in enumerate(text)) % 10**18)
 
 
+def _expose_one(payload: dict) -> None:
+    """An external IP on the first running web / api instance. The sample estate gives one only to
+    the instances that break QLRF-NET-001 on purpose, which this small project has none of; the
+    live tests need an accessConfig to come through the API."""
+    for scoped in payload["instances.aggregatedList"]["items"].values():
+        for instance in scoped.get("instances", []):
+            if instance["status"] == "RUNNING" and instance["name"].split("-")[0] in ("web", "api"):
+                instance["networkInterfaces"][0]["accessConfigs"] = [
+                    {"type": "ONE_TO_ONE_NAT", "name": "External NAT", "natIP": "34.76.200.17"}
+                ]
+                return
+
+
 def build_projects(n_assets: int, project: str = PROJECT, golden_project: str | None = GOLDEN_PROJECT,
                    seed: str = SEED) -> dict[str, dict[str, Any]]:
     payload = generate_payload(template_site(project), n_assets, random.Random(seed))
+    _expose_one(payload)
     images = payload["images.list"]["items"]
     local_prefix = f"{API}/projects/{project}/global/images/"
     golden_prefix = f"{API}/projects/{golden_project}/global/images/" if golden_project else local_prefix

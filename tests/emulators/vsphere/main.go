@@ -140,6 +140,29 @@ func selfSigned(certOut string) (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
+// encrypt gives the named VMs the config.keyId an encrypted VM has on vCenter: the simulator has
+// no key provider, so VM Encryption cannot be switched on through the API.
+func encrypt(names []string) {
+	wanted := map[string]bool{}
+	for _, name := range names {
+		wanted[strings.TrimSpace(name)] = true
+	}
+	for _, entity := range simulator.Map.All("VirtualMachine") {
+		vm, ok := entity.(*simulator.VirtualMachine)
+		if !ok || !wanted[vm.Name] || vm.Config == nil {
+			continue
+		}
+		vm.Config.KeyId = &types.CryptoKeyId{
+			KeyId:      "5f0e7a3c-2b9d-4c18-8e4f-6a7b8c9d0e1f",
+			ProviderId: &types.KeyProviderId{Id: "qlrf-kms"},
+		}
+		delete(wanted, vm.Name)
+	}
+	if len(wanted) > 0 {
+		log.Fatalf("-encrypted-vms: no VM named %v", wanted)
+	}
+}
+
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("vcsim: ")
@@ -154,6 +177,7 @@ func main() {
 	useTLS := flag.Bool("tls", false, "serve HTTPS with a self-signed certificate")
 	certOut := flag.String("cert-out", "", "with -tls: write the certificate (PEM) to this file")
 	methodDelay := flag.String("method-delay", "", "Method=milliseconds[,...]: answer these SOAP methods late")
+	encryptedVMs := flag.String("encrypted-vms", "", "name[,...]: VMs whose config carries a VM Encryption key id")
 	flag.Parse()
 
 	password := os.Getenv("VCSIM_PASSWORD")
@@ -190,6 +214,9 @@ func main() {
 	}
 	if err := model.Create(); err != nil {
 		log.Fatal(err)
+	}
+	if *encryptedVMs != "" {
+		encrypt(strings.Split(*encryptedVMs, ","))
 	}
 
 	original := simulator.Map.Get(model.ServiceContent.PropertyCollector).(*simulator.PropertyCollector)

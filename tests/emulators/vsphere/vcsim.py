@@ -3,7 +3,8 @@
 `build_vcsim.sh` compiles main.go once per content hash; `Vcsim.start` runs the binary on a free
 127.0.0.1 port and waits for the URL line; `seed` turns the generated inventory into something
 QL-RF cares about (templates with qlrf.* custom attributes, a VM cloned from one, VMs powered
-off and suspended) through the same SOAP API a real vCenter has.
+off and suspended) through the same SOAP API a real vCenter has; ENCRYPTED_VM is given a VM
+Encryption key id when the simulator starts (main.go), since vcsim cannot encrypt a VM.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ TEMPLATES = {
 APP_VM = ("DC0_C0_RP0_VM2", "app-01")  # renamed, reconfigured, cloned from the 1.3.0 template
 APP_ATTRIBUTES = {"qlrf.source-template": "tpl-ubuntu-22-04-base-1-3-0", "owner": "team-payments"}
 POWERED_OFF_VM = "DC0_C1_RP0_VM1"
+ENCRYPTED_VM = "DC0_C1_RP0_VM3"  # carries a VM Encryption key id (main.go -encrypted-vms)
+KEY_PROVIDER = "qlrf-kms"
 SUSPENDED_VM = "DC0_C1_RP0_VM2"
 CUSTOM_FIELDS = ["qlrf.family", "qlrf.version", "qlrf.status", "qlrf.source-template", "owner"]
 
@@ -87,14 +90,18 @@ class Vcsim:
         tls: bool = False,
         cert_out: Path | None = None,
         method_delay: dict[str, int] | None = None,
+        encrypted_vms: tuple[str, ...] = (),
         timeout_s: float = 30,
         **counts: int,
     ) -> "Vcsim":
         """Run the simulator with model counts (dc, cluster, host, standalone_host, vm, ds); with
         tls, HTTPS on a fresh self-signed certificate (written to cert_out when given);
-        method_delay answers the named SOAP methods that many milliseconds late."""
+        method_delay answers the named SOAP methods that many milliseconds late; encrypted_vms
+        carry a VM Encryption key id."""
         password = "pw-" + secrets.token_urlsafe(18)
         args = [str(binary), "-username", USERNAME]
+        if encrypted_vms:
+            args += ["-encrypted-vms", ",".join(encrypted_vms)]
         for name, value in counts.items():
             args += [f"-{name.replace('_', '-')}", str(value)]
         if method_delay:
@@ -198,6 +205,7 @@ class Vcsim:
                 "app_host": app.runtime.host.name,
                 "powered_off_uuid": vms[POWERED_OFF_VM].config.instanceUuid,
                 "suspended_uuid": vms[SUSPENDED_VM].config.instanceUuid,
+                "encrypted_uuid": vms[ENCRYPTED_VM].config.instanceUuid,
                 "field_keys": keys,
             }
             return self.seeded

@@ -58,6 +58,7 @@ select
     assets.network,
     assets.private_ip,
     assets.public_ip,
+    assets.disk_encryption,
     assets.launched_at,
     assets.tags,
     assets.is_latest
