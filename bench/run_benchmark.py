@@ -13,9 +13,16 @@ default 10 per image, so 1,000,000 for the default 100,000 images) applies to ev
 
 Estate stages, each in its own child process so wall time and peak memory (max RSS) are its own:
   generate     write provider payloads in the sample shapes (not part of the platform; reported)
-  land         normalize every site's payload and land its lake snapshot (what discovery does)
-  warehouse    dbt build of staging, inventory and image models (with their tests)
-  drift        dbt build of the drift models (drift_items, drift_reports) with their tests
+  land         normalize every site's payload and land its lake snapshot (what discovery does),
+               and land the configuration (drift rules, compliance catalog) as a refresh does
+  warehouse    dbt build of everything but the drift models (with their tests)
+  drift        dbt build of the drift models (image and desired-state drift, episodes, reports,
+               trends) with their tests: the first judgment of every asset
+  compliance   evaluate every compliance check (GX suites, SQL, drift rules) on the warehouse
+               and land the hash-chained evidence (what evaluate_compliance does)
+  land-again   a second snapshot of every site (same payloads: every drift episode continues)
+  refresh      dbt build of everything again: the incremental drift models judge only the new
+               snapshots; drift_items spans both
 
 Registry stages (bench/synthetic_registry.py describes the registry's shape):
   registry-generate  land the registry in the lake through the platform's writers: four sites'
@@ -46,7 +53,7 @@ from pathlib import Path
 from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("generate", "land", "warehouse", "drift")
+STAGES = ("generate", "land", "warehouse", "drift", "compliance", "land-again", "refresh")
 REGISTRY_STAGES = ("registry-generate", "registry-build", "lineage-view", "blast-radius")
 # dbt selection of registry-build: the two views and everything upstream, plus the models that
 # tests of those models refer to (relationships to sites / golden_image_families, the singular
@@ -74,26 +81,77 @@ def run_stage(stage: str, workdir: Path, assets: int) -> dict:
     wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"stage {stage} failed for {assets} assets")
-    return {"stage": stage, "assets": assets, "wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    row = {"stage": stage, "assets": assets, "wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    detail = _detail_path(workdir, stage, None)
+    if detail.exists():
+        row.update(json.loads(detail.read_text()))
+    if stage in ("drift", "refresh"):
+        row.update(_drift_detail(workdir))
+    return row
+
+
+def _land_sites(paths) -> int:
+    from qlrf_pipelines.discovery import discover_site
+    from qlrf_pipelines.sites import load_sites
+    from qlrf_pipelines import settings
+
+    sites = load_sites(settings.sites_file())
+    return sum(discover_site(sites, site_id, paths.lake_dir).asset_count for site_id in sites.site_ids)
+
+
+def _compliance_detail(paths) -> dict:
+    """Evaluate the bundled catalog as evaluate_compliance does (no waivers) and land the evidence."""
+    from qlrf_pipelines.compliance.evaluate import evaluate_and_record
+
+    evaluation = evaluate_and_record(paths.warehouse_path, paths.lake_dir, run_id="benchmark")
+    statuses: dict[str, int] = {}
+    for row in evaluation.evidence:
+        statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+    slowest = sorted(evaluation.results.items(), key=lambda item: item[1].duration_ms, reverse=True)[:5]
+    return {
+        "evidence_rows": len(evaluation.evidence),
+        "failure_rows": len(evaluation.failures),
+        "statuses": statuses,
+        "slowest_checks": [{"check": check_id, "s": round(r.duration_ms / 1000, 2), "status": r.status,
+                            "checked": r.checked_count, "failing": len(r.failing_asset_ids)} for check_id, r in slowest],
+    }
+
+
+def _drift_detail(workdir: Path) -> dict:
+    """Counts read after the stage's process ended (dbt keeps its own connection while it lives)."""
+    import duckdb
+
+    with duckdb.connect(str(workdir / "home" / "warehouse.duckdb"), read_only=True) as connection:
+        rows = connection.execute(
+            "SELECT count(*) FILTER (WHERE status = 'open'), "
+            "count(*) FILTER (WHERE drift_type = 'config' AND status = 'open'), "
+            "(SELECT count(*) FROM staging.drift_observations) FROM drift_items"
+        ).fetchone()
+    return {"open_items": rows[0], "open_config_items": rows[1], "observation_rows": rows[2]}
 
 
 def stage_body(stage: str, workdir: Path, assets: int) -> None:
     os.environ["QLRF_HOME"] = str(workdir / "home")
     os.environ["QLRF_SITES"] = str(workdir / "estate" / "sites.yaml")
+    os.environ.pop("QLRF_LAKE_URI", None)  # never upload benchmark data to a configured shared lake
     from qlrf_pipelines import settings
 
     paths = settings.paths()
+    detail: dict = {}
     if stage == "generate":
         from qlrf_pipelines.sample.estate import write_estate
 
         write_estate(workdir / "estate", total_assets=assets)
-    elif stage == "land":
-        from qlrf_pipelines.discovery import discover_site
-        from qlrf_pipelines.sites import load_sites
+    elif stage in ("land", "land-again"):
+        import logging
 
-        sites = load_sites(settings.sites_file())
-        landed = sum(discover_site(sites, site_id, paths.lake_dir).asset_count for site_id in sites.site_ids)
+        from qlrf_pipelines.compliance.landing import land_configuration
+
+        landed = _land_sites(paths)
         assert landed == assets, (landed, assets)
+        land_configuration(paths.lake_dir, logging.getLogger("bench"))
+    elif stage == "compliance":
+        detail = _compliance_detail(paths)
     else:
         from dbt.cli.main import dbtRunner
 
@@ -102,7 +160,11 @@ def stage_body(stage: str, workdir: Path, assets: int) -> None:
             QLRF_WAREHOUSE_PATH=str(paths.warehouse_path),
             DBT_SEND_ANONYMOUS_USAGE_STATS="False",
         )
-        selection = ["--exclude", "path:models/drift"] if stage == "warehouse" else ["--select", "path:models/drift"]
+        selection = {
+            "warehouse": ["--exclude", "path:models/drift"],
+            "drift": ["--select", "path:models/drift"],
+            "refresh": [],
+        }[stage]
         project = str(settings.dbt_project_dir())
         result = dbtRunner().invoke(
             ["build", "--project-dir", project, "--profiles-dir", project, "--quiet",
@@ -110,6 +172,7 @@ def stage_body(stage: str, workdir: Path, assets: int) -> None:
         )
         if not result.success:
             raise SystemExit(f"dbt build failed: {result.exception}")
+    _detail_path(workdir, stage, None).write_text(json.dumps(detail))
 
 
 def registry_queries(stage: str) -> dict[str, tuple[str, list[str]]]:
@@ -265,7 +328,9 @@ def main() -> None:
             for stage in STAGES:
                 row = run_stage(stage, Path(tmp), assets)
                 results.append(row)
-                print(f"{assets:>8} assets  {stage:<10} {row['wall_s']:>8.2f} s  {row['peak_rss_mb']:>8.1f} MB peak RSS", flush=True)
+                extra = {k: v for k, v in row.items() if k not in ("stage", "assets", "wall_s", "peak_rss_mb")}
+                print(f"{assets:>8} assets  {stage:<10} {row['wall_s']:>8.2f} s  {row['peak_rss_mb']:>8.1f} MB peak RSS"
+                      + (f"  {json.dumps(extra)}" if extra else ""), flush=True)
     for images in args.images or ([100_000] if registry else []):
         vulns = args.vulns if args.vulns is not None else 10 * images
         with _registry_workdir(args.keep, images) as tmp:
