@@ -18,6 +18,13 @@ def _where(clauses: list[str]) -> str:
     return (" WHERE " + " AND ".join(clauses)) if clauses else ""
 
 
+def _equal_filters(pairs: tuple[tuple[str, Any], ...]) -> tuple[list[str], list[Any]]:
+    """`column = ?` clauses and their parameters for the (column, value) pairs whose value is set;
+    column names come from this module, values only ever travel as parameters."""
+    given = [(column, value) for column, value in pairs if value is not None]
+    return [f"{column} = ?" for column, _ in given], [value for _, value in given]
+
+
 # ---------------------------------------------------------------- query_assets
 
 class QueryAssetsArgs(_Args):
@@ -31,15 +38,10 @@ class QueryAssetsArgs(_Args):
 
 
 def _query_assets(ctx: ToolContext, args: QueryAssetsArgs) -> list[dict[str, Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    for column, value in (
+    clauses, params = _equal_filters((
         ("site_id", args.site_id), ("provider", args.provider), ("environment", args.environment),
         ("kind", args.kind), ("state", args.state), ("image_family", args.image_family),
-    ):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
+    ))
     if args.name_glob is not None:
         clauses.append("name GLOB ?")
         params.append(args.name_glob)
@@ -209,21 +211,12 @@ class DriftItemsArgs(_Args):
 
 
 def _drift_items(ctx: ToolContext, args: DriftItemsArgs) -> list[dict[str, Any]]:
-    clauses = ["status = 'open'"]
-    params: list[Any] = []
-    if args.site_id is not None:
-        clauses.append("site_id = ?")
-        params.append(args.site_id)
-    if args.severity is not None:
-        clauses.append("severity = ?")
-        params.append(args.severity)
+    clauses, params = _equal_filters((("site_id", args.site_id), ("severity", args.severity), ("rule_id", args.rule_id)))
+    clauses.append("status = 'open'")
     if args.drift_type == "image":
         clauses.append("starts_with(drift_type, 'image_')")
     elif args.drift_type == "config":
         clauses.append("drift_type = 'config'")
-    if args.rule_id is not None:
-        clauses.append("rule_id = ?")
-        params.append(args.rule_id)
     return ctx.rows(
         "SELECT drift_id, site_id, environment, asset_id, asset_name, kind, drift_type, severity, rule_id, "
         "image_id, family, asset_version, current_version, current_image_id, versions_behind, days_behind, "
@@ -249,14 +242,7 @@ class ComplianceStatusArgs(_Args):
 
 
 def _compliance_status(ctx: ToolContext, args: ComplianceStatusArgs) -> list[dict[str, Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if args.framework is not None:
-        clauses.append("framework_id = ?")
-        params.append(args.framework)
-    if args.control is not None:
-        clauses.append("control_id = ?")
-        params.append(args.control)
+    clauses, params = _equal_filters((("framework_id", args.framework), ("control_id", args.control)))
     return ctx.rows(
         "SELECT framework_id, control_id, control_title, control_status, check_id, check_status, blocking, "
         "checked_count, failing_count, waived_count, failing_asset_ids, evaluated_at, evidence_id "
@@ -307,14 +293,7 @@ class ListSitesArgs(_Args):
 
 
 def _list_sites(ctx: ToolContext, args: ListSitesArgs) -> list[dict[str, Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if args.provider is not None:
-        clauses.append("provider = ?")
-        params.append(args.provider)
-    if args.environment is not None:
-        clauses.append("environment = ?")
-        params.append(args.environment)
+    clauses, params = _equal_filters((("provider", args.provider), ("environment", args.environment)))
     return ctx.rows(
         "SELECT site_id, provider, name, location, environment, last_snapshot_id, last_snapshot_at, "
         "snapshot_count, asset_count, image_count, is_stale FROM sites" + _where(clauses) + " ORDER BY site_id",
