@@ -53,7 +53,8 @@ def build_warehouse_assets(project: DbtProject):
 
         # drift rules, compliance catalog: a failure is logged, never raised
         land_configuration(
-            estate.paths.lake_dir, context.log, estate.drift_rules_files, estate.compliance_catalog_files
+            estate.paths.lake_dir, context.log, estate.drift_rules_files, estate.compliance_catalog_files,
+            sites_file=estate.sites_file,
         )
         with estate.dbt_environment():
             events = dbt.cli(["build"], context=context, target_path=estate.dbt_target_path(context.run_id)).stream()

@@ -1,6 +1,7 @@
 """Configuration into the lake before each warehouse build: the compliance catalog (and, through
-qlrf_pipelines.drift.landing, the desired-state drift rules), so dbt builds compliance_frameworks
-and compliance_controls from data, like everything else.
+qlrf_pipelines.drift.landing, the desired-state drift rules, and through qlrf_pipelines.dr.landing
+the sites file's DR pairs), so dbt builds compliance_frameworks, compliance_controls and dr_pairs
+from data, like everything else.
 
 The catalog lands as `compliance_frameworks`, `compliance_controls` and `compliance_checks` under
 site id "config", one snapshot per distinct catalog digest: reading the same catalog again
@@ -104,11 +105,13 @@ def ensure_evidence_files(lake_dir: Path, now: datetime | None = None) -> list[S
 
 
 def land_configuration(
-    lake_dir: Path, log, drift_rules_paths: Sequence[str] = (), catalog_paths: Sequence[str] = ()
+    lake_dir: Path, log, drift_rules_paths: Sequence[str] = (), catalog_paths: Sequence[str] = (),
+    sites_file: str | Path | None = None,
 ) -> list[SnapshotFile]:
-    """Drift rules, compliance catalog, empty evidence files: each step on its own, a failure
-    logged (the warehouse then builds from the configuration landed before), never raised.
-    The paths are the user's files beyond the environment variables (EstateResource fields)."""
+    """Drift rules, compliance catalog, empty evidence files, DR pairs: each step on its own, a
+    failure logged (the warehouse then builds from the configuration landed before), never raised.
+    The paths are the user's files beyond the environment variables (EstateResource fields);
+    `sites_file` (the DR pairs) defaults to QLRF_SITES, else the bundled sample."""
     steps = []
 
     def drift_rules():
@@ -119,6 +122,14 @@ def land_configuration(
     steps.append(("desired-state drift rules", drift_rules))
     steps.append(("compliance catalog", lambda: land_catalog(Path(lake_dir), extra_paths=catalog_paths)))
     steps.append(("empty compliance evidence files", lambda: ensure_evidence_files(Path(lake_dir))))
+
+    def dr_pairs():
+        from qlrf_pipelines import settings
+        from qlrf_pipelines.dr.landing import land_dr_pairs
+
+        return land_dr_pairs(Path(lake_dir), sites_file or settings.sites_file())
+
+    steps.append(("DR pairs", dr_pairs))
     landed: list[SnapshotFile] = []
     for what, step in steps:
         try:

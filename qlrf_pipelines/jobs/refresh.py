@@ -117,12 +117,13 @@ def export_control_store(context: OpExecutionContext, control: ControlStoreResou
 
 @op(
     out=Out(Nothing),
-    description="Land the desired-state drift rules and the compliance catalog in the lake when they changed; "
+    description="Land the desired-state drift rules, the compliance catalog and the DR pairs in the lake when they changed; "
     "a failure is logged, not raised.",
 )
 def export_configuration(context: OpExecutionContext, estate: EstateResource):
     landed = land_configuration(
-        estate.paths.lake_dir, context.log, estate.drift_rules_files, estate.compliance_catalog_files
+        estate.paths.lake_dir, context.log, estate.drift_rules_files, estate.compliance_catalog_files,
+            sites_file=estate.sites_file,
     )
     for file in landed:
         context.log_event(AssetMaterialization(asset_key=lake_asset_key(file.entity), metadata=export_metadata(file)))

@@ -231,17 +231,12 @@ def _plan(
     count = len(rows)
     noun = "asset" if count == 1 else "assets"
     ascending = sorted(versions, key=_version_key)
-    by_count = sorted(ascending[::-1], key=lambda v: -versions[v])  # most assets first, then newest
     suffix = f" (part {part[0]} of {part[1]})" if part[1] > 1 else ""
     intent = (
         f"Move {count} {environment} {noun} at {site_id} from {family} {'/'.join(ascending)} "
         f"to {to_version}{suffix}"
     )
-    change = (
-        f"move {count} {noun} from {family} "
-        + ", ".join(f"{v} ({versions[v]})" for v in by_count)
-        + f" to {to_version}"
-    )
+    change = describe_move(versions, family, to_version)
     worst = max((r.get("severity") or "low" for r in rows), key=lambda s: SEVERITY_RANK.get(s, 0))
     risk = RISK_BY_SEVERITY[production].get(worst, "medium")
     snapshot_id = snapshot_ids.get(site_id) or max(str(r.get("snapshot_id") or "") for r in rows)
@@ -263,6 +258,16 @@ def _plan(
             snapshot_ids={site_id: snapshot_id} if snapshot_id else {},
             query=query,
         ),
+    )
+
+
+def describe_move(versions: Counter, family: str, to_version: str) -> str:
+    """'move 3 assets from ubuntu 1.2.0 (2), 1.1.0 (1) to 1.3.0': most assets first, then newest."""
+    count = sum(versions.values())
+    by_count = sorted(sorted(versions, key=_version_key)[::-1], key=lambda v: -versions[v])
+    return (
+        f"move {count} {'asset' if count == 1 else 'assets'} from {family} "
+        + ", ".join(f"{v} ({versions[v]})" for v in by_count) + f" to {to_version}"
     )
 
 

@@ -201,7 +201,9 @@ def test_cli_lists_tools_and_agents(sample_runs):
     by_name = {t["name"]: t for t in listed}
     assert len(by_name) >= 9
     assert by_name["get_golden_image"]["input_schema"]["required"] == ["family"]
-    assert all(t["effect"] == "read" and t["input_schema"]["type"] == "object" for t in listed)
+    assert len(by_name) >= 26 and all(t["input_schema"]["type"] == "object" for t in listed)
+    assert {t["name"] for t in listed if t["effect"] != "read"} == {"generate_patch_plan", "generate_rollback_plan", "generate_sop"}
+    assert {t["effect"] for t in listed} == {"read", "propose"}
     agents = _qlrf(sample_runs.home, "agents", "--format", "json")
     assert agents.returncode == 0, agents.stderr
     assert {a["agent"] for a in json.loads(agents.stdout)} == {

@@ -13,7 +13,7 @@ CONTRACT = [
     "v_image_deployment_summary", "image_vulnerabilities", "image_components", "image_builds",
     "v_image_vuln_summary", "ai_tasks", "ai_task_plans", "ai_tool_invocations",
     "compliance_frameworks", "compliance_controls", "compliance_checks", "control_evidence",
-    "control_evidence_failures", "v_compliance_status",
+    "control_evidence_failures", "v_compliance_status", "dr_pairs",
 ]
 
 

@@ -41,10 +41,18 @@ def test_registry_holds_the_nine_tools():
     assert set(AGENTS) == {"drift", "patch", "compliance", "incident", "dr", "cost", "security", "image"}
 
 
-def test_every_tool_reads_only_and_has_a_schema_and_description():
+def test_the_registry_has_the_tools_the_agents_need():
+    assert len(REGISTRY) >= 26
+    for agent in AGENTS:
+        assert len(tools_for_agent(agent)) >= 4, agent
+
+
+def test_every_tool_reads_or_proposes_and_has_a_schema_and_description():
+    proposing = {name for name, tool in REGISTRY.items() if tool.effect == "propose"}
+    assert proposing == {"generate_patch_plan", "generate_rollback_plan", "generate_sop"}
     for name, tool in REGISTRY.items():
         assert tool.name == name
-        assert tool.effect == "read", name
+        assert tool.effect in ("read", "propose"), name
         assert tool.description.strip().endswith("."), name
         assert tool.agents and set(tool.agents) <= set(AGENTS), name
         schema = tool.input_schema()

@@ -7,7 +7,7 @@ none writes. The only way to change infrastructure stays an approved plan.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -38,8 +38,22 @@ class ToolError(Exception):
 
 @dataclass(frozen=True)
 class ToolContext:
+    """Where tools read from. Only paths: no open handles, nothing secret (credentials stay in
+    the sites file's environment variables and are never read by a tool)."""
+
     warehouse_path: Path
     lake_dir: Path | None = None
+    sites_file: Path | None = None
+    compliance_catalog_paths: tuple[Path, ...] = ()
+
+    @classmethod
+    def from_settings(cls) -> "ToolContext":
+        """The context of the `qlrf` command line: QLRF_HOME, QLRF_SITES (catalog files come
+        from QLRF_COMPLIANCE_CATALOG, which the catalog loader reads itself)."""
+        from qlrf_pipelines import settings
+
+        paths = settings.paths()
+        return cls(warehouse_path=paths.warehouse_path, lake_dir=paths.lake_dir, sites_file=settings.sites_file())
 
     def rows(self, sql: str, parameters: list[Any] | None = None) -> list[dict[str, Any]]:
         """Run one read-only, parameterized query and return plain JSON-able dicts."""
@@ -160,5 +174,9 @@ def call_tool(
     return ToolResult(name, clean_args, rows, 1, duration_ms)
 
 
-# The tools register themselves on import.
+# The tools register themselves on import, in this order (the order `qlrf tools` lists them).
 from qlrf_pipelines.planning.tools import warehouse_tools  # noqa: E402,F401
+from qlrf_pipelines.planning.tools import estate_tools  # noqa: E402,F401
+from qlrf_pipelines.planning.tools import image_tools  # noqa: E402,F401
+from qlrf_pipelines.planning.tools import dr_tools  # noqa: E402,F401
+from qlrf_pipelines.planning.tools import change_tools  # noqa: E402,F401
