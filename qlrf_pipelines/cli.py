@@ -287,7 +287,7 @@ def dev(dagster_args: tuple[str, ...]) -> None:
     os.execvp(command[0], command)
 
 
-from qlrf_pipelines.cli_agents import agents, tools  # noqa: E402
+from qlrf_pipelines.cli_agents import agents, ask, tools  # noqa: E402
 from qlrf_pipelines.cli_compliance import evidence, waivers  # noqa: E402
 from qlrf_pipelines.cli_images import blast_radius, images  # noqa: E402
 from qlrf_pipelines.cli_tasks import audit, tasks, tick  # noqa: E402
@@ -301,6 +301,7 @@ main.add_command(waivers)
 main.add_command(evidence)
 main.add_command(tools)
 main.add_command(agents)
+main.add_command(ask)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 
 import click
 
-from qlrf_pipelines import settings
 
 
 def _registry():
@@ -43,8 +44,7 @@ def call(name: str, raw_args: str, max_rows: int) -> None:
         arguments = json.loads(raw_args)
     except json.JSONDecodeError as exc:
         raise click.ClickException(f"--args is not valid JSON: {exc}") from None
-    paths = settings.paths()
-    context = registry.ToolContext(warehouse_path=paths.warehouse_path, lake_dir=paths.lake_dir)
+    context = registry.ToolContext.from_settings()
     try:
         result = registry.call_tool(context, name, arguments, max_rows=max_rows)
     except registry.ToolError as exc:
@@ -70,3 +70,80 @@ def agents(fmt: str) -> None:
         [(r["agent"], r["purpose"], ", ".join(r["tools"])) for r in rows],
         headers=["agent", "purpose", "tools"], maxcolwidths=[None, 50, 50],
     ))
+
+
+@click.command()
+@click.argument("request", nargs=-1, required=True)
+@click.option("--user", default=lambda: os.environ.get("QLRF_USER") or getpass.getuser(), show_default="$QLRF_USER or you",
+              help="Who asks; recorded on the task (an approver must be someone else).")
+@click.option("--json", "as_json", is_flag=True, help="The outcome as JSON.")
+@click.option("--verbose", is_flag=True, help="Show Dagster's run log.")
+def ask(request: tuple[str, ...], user: str, as_json: bool, verbose: bool) -> None:
+    """Ask the LLM planner in plain words, e.g. qlrf ask "patch production web servers in eu-west
+    to the latest ubuntu-22 golden image, canary first".
+
+    Runs ask_planner_job: the request becomes a task spec, the specialist agent gathers facts with
+    read-only tools, and any plan it proposes is validated and stored pending a person's approval.
+    Needs QLRF_LLM_BASE_URL and QLRF_LLM_MODEL (any OpenAI-compatible server)."""
+    from dagster import DagsterEventType
+
+    from qlrf_pipelines import settings
+    from qlrf_pipelines.definitions import build_definitions
+    from qlrf_pipelines.instance import get_instance
+
+    from qlrf_pipelines.planning.llm.settings import LLMNotConfigured, LLMSettings
+
+    text = " ".join(request).strip()
+    try:
+        LLMSettings.from_env()
+    except LLMNotConfigured as exc:
+        raise click.ClickException(str(exc)) from None
+    paths = settings.paths()
+    defs = build_definitions()
+    job = defs.resolve_job_def("ask_planner_job")
+    run_config = {
+        "ops": {"plan_request": {"config": {"request": text, "requested_by": user}}},
+        "loggers": {"console": {"config": {"log_level": "DEBUG" if verbose else "CRITICAL"}}},
+    }
+    result = job.execute_in_process(
+        instance=get_instance(paths), resources=defs.resources, run_config=run_config, raise_on_error=False,
+    )
+    if not result.success:
+        reasons = [
+            event.event_specific_data.error.message.strip()
+            for event in result.all_events
+            if event.event_type == DagsterEventType.STEP_FAILURE and event.event_specific_data.error
+        ]
+        _echo_calls(result.run_id, as_json)
+        raise click.ClickException(f"run {result.run_id}: " + ("; ".join(reasons) or "failed"))
+    outcome = result.output_for_node("plan_request")
+    if as_json:
+        click.echo(json.dumps(outcome | {"run_id": result.run_id, "tool_invocations": _calls(result.run_id)},
+                              indent=2, default=str))
+        return
+    click.echo(f"agent: {outcome['agent'] or '-'} · intent: {outcome['intent'] or '-'} · risk: {outcome['risk'] or '-'}"
+               f" · {outcome['tool_calls']} tool calls, {outcome['model_steps']} model calls, {outcome['tokens']} tokens")
+    _echo_calls(result.run_id, as_json)
+    if outcome["answer"]:
+        click.echo(f"\n{outcome['answer']}\n")
+    for task in outcome["tasks"]:
+        click.echo(f"{task['task_id']} [{task['status']}] {task['change']}")
+    if outcome["tasks"]:
+        click.echo("Review with: qlrf tasks show <task>; approve with: qlrf tasks approve <task> --user <approver> --reason ...")
+
+
+def _calls(run_id: str) -> list[dict]:
+    from qlrf_pipelines.cli_tasks import _store
+
+    with _store() as store:
+        return store.tool_invocations(run_id=run_id)
+
+
+def _echo_calls(run_id: str, as_json: bool) -> None:
+    if as_json:
+        return
+    for row in _calls(run_id):
+        refused = row["arguments"].get("_refused")
+        what = f"refused: {refused}" if refused else f"{row['result_size']} rows, {row['duration_ms']} ms"
+        arguments = {k: v for k, v in row["arguments"].items() if k != "_refused"}
+        click.echo(f"  step {row['step']}: {row['tool']}({json.dumps(arguments, sort_keys=True)}) -> {what}")

@@ -105,8 +105,9 @@ def tasks_show(task_id: str, as_json: bool) -> None:
         except ControlError as exc:
             raise _fail(exc) from None
         actions = store.actions(task_id)
+        calls = store.tool_invocations(task_id=task_id)
     if as_json:
-        data = task.to_dict() | {"plan": json.loads(task.plan_json), "actions": actions}
+        data = task.to_dict() | {"plan": json.loads(task.plan_json), "actions": actions, "tool_invocations": calls}
         data.pop("plan_json", None)
         click.echo(json.dumps(data, indent=2, default=str))
         return
@@ -114,6 +115,9 @@ def tasks_show(task_id: str, as_json: bool) -> None:
     for action in actions:
         call = action["details"].get("call", "")
         click.echo(f"  action  {action['phase']:<8} {action['action']:<14} {action['status']:<7} {call}")
+    for row in calls:
+        click.echo(f"  tool    step {row['step']:<3} {row['tool']:<24} {row['result_size']:>5} rows "
+                   f"{row['duration_ms']:>6} ms  {json.dumps(row['arguments'], sort_keys=True)}")
 
 
 def _decision_command(decision: str, help_text: str, who: str):

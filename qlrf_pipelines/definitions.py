@@ -19,6 +19,7 @@ from qlrf_pipelines.assets.compliance import build_compliance_checks, spec_catal
 from qlrf_pipelines.assets.control_export import control_store_export
 from qlrf_pipelines.assets.discovery import build_discovery_assets
 from qlrf_pipelines.assets.warehouse import build_warehouse_assets
+from qlrf_pipelines.jobs.ask import ask_planner_job
 from qlrf_pipelines.jobs.imports import IMPORTED_LAKE_ASSETS, import_supply_chain_job
 from qlrf_pipelines.jobs.refresh import refresh_estate_job
 from qlrf_pipelines.jobs.remediation import execute_remediation_job, plan_remediation_job
@@ -26,6 +27,7 @@ from qlrf_pipelines.jobs.schedules import refresh_estate_schedule
 from qlrf_pipelines.resources.dbt import ensure_manifest
 from qlrf_pipelines.resources.control import ControlStoreResource, default_rbac_file
 from qlrf_pipelines.resources.estate import EstateResource
+from qlrf_pipelines.resources.llm import llm_resource_from_env
 from qlrf_pipelines.sensors.inbox import inbox_sensor
 from qlrf_pipelines.sensors.compliance import compliance_sensor
 from qlrf_pipelines.sensors.remediation import approval_sensor, drift_sensor
@@ -68,7 +70,7 @@ def build_definitions() -> dg.Definitions:
         assets=[site_discovery, control_store_export, warehouse_models, *IMPORTED_LAKE_ASSETS],
         asset_checks=[compliance_checks],
         jobs=[refresh_estate_job, discover_sites_job, build_warehouse_job, plan_remediation_job, execute_remediation_job,
-              import_supply_chain_job, evaluate_compliance_job],
+              import_supply_chain_job, evaluate_compliance_job, ask_planner_job],
         schedules=[refresh_estate_schedule()],
         sensors=[drift_sensor, approval_sensor, inbox_sensor, compliance_sensor],
         resources={
@@ -81,6 +83,7 @@ def build_definitions() -> dg.Definitions:
             "control": ControlStoreResource(
                 home=str(home), url=os.environ.get("QLRF_CONTROL_URL"), rbac_file=default_rbac_file()
             ),
+            "llm": llm_resource_from_env(),
             "dbt": DbtCliResource(
                 project_dir=project, profiles_dir=str(project.profiles_dir), dbt_executable=dbt_executable()
             ),

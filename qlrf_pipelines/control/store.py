@@ -570,6 +570,19 @@ class ControlStore:
                 )
             )
 
+    def tool_invocations(self, task_id: str | None = None, run_id: str | None = None) -> list[dict[str, Any]]:
+        """The tool calls behind a task (or a planning run), in the order they were made."""
+        query = select(tool_invocations).order_by(tool_invocations.c.invocation_id)
+        if task_id is not None:
+            query = query.where(tool_invocations.c.task_id == task_id)
+        if run_id is not None:
+            query = query.where(tool_invocations.c.run_id == run_id)
+        with self._read() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        for row in rows:
+            row["arguments"] = json.loads(row.pop("arguments_json"))
+        return rows
+
     # ----------------------------------------------------------------- audit and export
     def audit(
         self, actor: str, action: str, task_id: str | None = None, details: dict[str, Any] | None = None

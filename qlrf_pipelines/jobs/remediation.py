@@ -1,12 +1,14 @@
 """Remediation jobs: plan from drift (pending a person's approval), then execute an approved plan.
 
 plan_remediation_job reads the warehouse (inside a run, in the warehouse pool), plans with the
-rule-based planner, validates every plan (schema, Rego, safety) and stores it as a task.
+rule-based planner (or the LLM drift agent when QLRF_PLANNER=llm and a model endpoint is set),
+validates every plan (schema, Rego, safety) and stores it as a task.
 execute_remediation_job re-authorizes the task, then runs one op per phase (canary, then waves)
 with its health checks; the first failed phase routes to the rollback op.
 """
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from dagster import Config, Failure, In, in_process_executor, MetadataValue, OpExecutionContext, Out, Output, job, op
 
@@ -18,6 +20,7 @@ from qlrf_pipelines.execution.lake_view import action_hints
 from qlrf_pipelines.planning.plan import Plan, parse_plan
 from qlrf_pipelines.resources.control import ControlStoreResource
 from qlrf_pipelines.resources.estate import EstateResource
+from qlrf_pipelines.resources.llm import LLMResource
 
 PHASE_OPS = 8  # the last phase op runs any phases beyond this count, in order
 
@@ -43,42 +46,79 @@ def refuse_on_blocking_checks(estate: EstateResource) -> None:
 
 @op(pool=WAREHOUSE_POOL, description="Plan remediation of open image drift; every plan waits for approval.")
 def plan_remediation(
-    context: OpExecutionContext, config: PlanRemediationConfig, estate: EstateResource, control: ControlStoreResource
+    context: OpExecutionContext,
+    config: PlanRemediationConfig,
+    estate: EstateResource,
+    control: ControlStoreResource,
+    llm: LLMResource,
 ):
-    from qlrf_pipelines.planning.rule_based import plan_from_inputs
-    from qlrf_pipelines.planning.warehouse_inputs import load_planning_inputs
-    from qlrf_pipelines.policy.validate import validate_plan
+    from qlrf_pipelines.jobs.plan_tasks import store_plans
 
     refuse_on_blocking_checks(estate)
-    inputs = load_planning_inputs(estate.paths.warehouse_path)
-    plans = plan_from_inputs(inputs, requested_by=config.requested_by, snapshot_key=config.snapshot_key or None)
-    known = {row["asset_id"] for row in inputs.drift_items}
-    created = []
+    plans, known, calls, planner = _plan_drift(context, config, estate, llm)
     with control.open() as store:
-        for plan in plans:
-            others = [p for p in plans if p is not plan]
-            _, verdicts = validate_plan(plan, known_asset_ids=known, other_plans=others)
-            task = store.create_task(
-                plan, verdicts, requested_by=config.requested_by, dedupe_key=plan.plan_hash(), source_run_id=context.run_id
-            )
-            for step, invocation in enumerate(inputs.invocations, start=1):
-                store.record_tool_invocation(
-                    task.task_id, invocation.tool, invocation.arguments, invocation.result_size,
-                    int(invocation.duration_ms), step, run_id=context.run_id,
-                )
-            created.append((task.task_id, task.status, plan.change))
-            context.log.info(f"{task.task_id} [{task.status}] {plan.change}")
-    pending = sum(1 for _, status, _ in created if status == "pending_approval")
+        created = store_plans(
+            store, plans, requested_by=config.requested_by, known_asset_ids=known, tool_calls=calls,
+            run_id=context.run_id,
+        )
+    for task in created:
+        context.log.info(f"{task.task_id} [{task.status}] {task.change}")
+    pending = sum(1 for t in created if t.status == "pending_approval")
     context.add_output_metadata(
         {
+            "planner": planner,
             "tasks": MetadataValue.int(len(created)),
             "pending_approval": MetadataValue.int(pending),
             "policy_denied": MetadataValue.int(len(created) - pending),
-            "snapshot_key": config.snapshot_key or inputs.snapshot_key,
-            "summary": MetadataValue.md("\n".join(f"- `{t}` **{s}**: {c}" for t, s, c in created) or "no fixable drift"),
+            "tool_calls": MetadataValue.int(len(calls)),
+            "snapshot_key": config.snapshot_key,
+            "summary": MetadataValue.md(
+                "\n".join(f"- `{t.task_id}` **{t.status}**: {t.change}" for t in created) or "no fixable drift"
+            ),
         }
     )
-    return [task_id for task_id, _, _ in created]
+    return [t.task_id for t in created]
+
+
+def _plan_drift(context: OpExecutionContext, config: PlanRemediationConfig, estate: EstateResource, llm: LLMResource):
+    """(plans, known asset ids, tool calls, planner name): the LLM drift agent when configured
+    (QLRF_PLANNER=llm and an endpoint), else - or when the model fails - the rule-based planner."""
+    from qlrf_pipelines.jobs.plan_tasks import ToolCall
+    from qlrf_pipelines.planning.rule_based import plan_from_inputs
+    from qlrf_pipelines.planning.warehouse_inputs import load_planning_inputs
+
+    if llm.sensors_use_llm():
+        if not llm.configured:
+            context.log.warning("QLRF_PLANNER=llm but no model endpoint is configured: using the rule-based planner")
+        else:
+            from qlrf_pipelines.planning.llm.orchestrator import plan_drift
+
+            outcome = plan_drift(
+                config.snapshot_key or "latest", requested_by=config.requested_by, settings=llm.settings(),
+                tool_context=_tool_context(estate),
+            )
+            calls = [ToolCall(i.tool, i.arguments, i.result_size, i.duration_ms, i.step, i.error) for i in outcome.invocations]
+            if outcome.error is None:
+                context.log.info(f"LLM drift agent: {len(outcome.plans)} plan(s), {len(calls)} tool calls, "
+                                 f"{outcome.steps} model calls, {outcome.tokens} tokens")
+                return outcome.plans, outcome.grounded_asset_ids, calls, f"llm:{llm.model}"
+            context.log.warning(f"LLM drift agent failed ({outcome.error}): using the rule-based planner")
+    inputs = load_planning_inputs(estate.paths.warehouse_path)
+    plans = plan_from_inputs(inputs, requested_by=config.requested_by, snapshot_key=config.snapshot_key or None)
+    calls = [
+        ToolCall(i.tool, i.arguments, i.result_size, i.duration_ms, step)
+        for step, i in enumerate(inputs.invocations, start=1)
+    ]
+    return plans, {row["asset_id"] for row in inputs.drift_items}, calls, "rule_based"
+
+
+def _tool_context(estate: EstateResource):
+    from qlrf_pipelines.planning.tools.registry import ToolContext
+
+    return ToolContext(
+        warehouse_path=estate.paths.warehouse_path, lake_dir=estate.paths.lake_dir, sites_file=Path(estate.sites_file),
+        compliance_catalog_paths=tuple(Path(p) for p in estate.compliance_catalog_files),
+    )
 
 
 # Both jobs are sequential by nature; one process avoids a worker start-up per op.

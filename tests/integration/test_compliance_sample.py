@@ -239,11 +239,13 @@ def imported(sample_runs, tmp_path_factory, dagster_instance) -> Imported:
     from qlrf_pipelines.definitions import build_definitions
     from qlrf_pipelines.resources.control import BUNDLED_RBAC_FILE, ControlStoreResource
     from qlrf_pipelines.resources.estate import EstateResource
+    from qlrf_pipelines.resources.llm import LLMResource
     from qlrf_pipelines.settings import BUNDLED_SITES_FILE
 
     resources = {
         "estate": EstateResource(home=str(home), sites_file=str(BUNDLED_SITES_FILE)),
         "control": ControlStoreResource(home=str(home), url=None, rbac_file=str(BUNDLED_RBAC_FILE)),
+        "llm": LLMResource(),
     }
     defs = build_definitions()
     # The asset check on its own (what the UI's "Execute checks" runs), with the real clock.
