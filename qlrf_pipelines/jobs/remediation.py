@@ -87,6 +87,7 @@ def _plan_drift(context: OpExecutionContext, config: PlanRemediationConfig, esta
     from qlrf_pipelines.planning.rule_based import plan_from_inputs
     from qlrf_pipelines.planning.warehouse_inputs import load_planning_inputs
 
+    llm_calls: list[ToolCall] = []
     if llm.sensors_use_llm():
         if not llm.configured:
             context.log.warning("QLRF_PLANNER=llm but no model endpoint is configured: using the rule-based planner")
@@ -97,17 +98,21 @@ def _plan_drift(context: OpExecutionContext, config: PlanRemediationConfig, esta
                 config.snapshot_key or "latest", requested_by=config.requested_by, settings=llm.settings(),
                 tool_context=_tool_context(estate),
             )
-            calls = [ToolCall(i.tool, i.arguments, i.result_size, i.duration_ms, i.step, i.error) for i in outcome.invocations]
+            llm_calls = [
+                ToolCall(i.tool, i.arguments, i.result_size, i.duration_ms, i.step, i.error) for i in outcome.invocations
+            ]
             if outcome.error is None:
-                context.log.info(f"LLM drift agent: {len(outcome.plans)} plan(s), {len(calls)} tool calls, "
+                context.log.info(f"LLM drift agent: {len(outcome.plans)} plan(s), {len(llm_calls)} tool calls, "
                                  f"{outcome.steps} model calls, {outcome.tokens} tokens")
-                return outcome.plans, outcome.grounded_asset_ids, calls, f"llm:{llm.model}"
+                return outcome.plans, outcome.grounded_asset_ids, llm_calls, f"llm:{llm.model}"
             context.log.warning(f"LLM drift agent failed ({outcome.error}): using the rule-based planner")
     inputs = load_planning_inputs(estate.paths.warehouse_path)
     plans = plan_from_inputs(inputs, requested_by=config.requested_by, snapshot_key=config.snapshot_key or None)
-    calls = [
+    # the failed agent's calls stay on record before the rule-based planner's reads
+    first = max((c.step for c in llm_calls), default=0) + 1
+    calls = llm_calls + [
         ToolCall(i.tool, i.arguments, i.result_size, i.duration_ms, step)
-        for step, i in enumerate(inputs.invocations, start=1)
+        for step, i in enumerate(inputs.invocations, start=first)
     ]
     return plans, {row["asset_id"] for row in inputs.drift_items}, calls, "rule_based"
 
