@@ -144,6 +144,7 @@ def _echo_calls(run_id: str, as_json: bool) -> None:
         return
     for row in _calls(run_id):
         refused = row["arguments"].get("_refused")
-        what = f"refused: {refused}" if refused else f"{row['result_size']} rows, {row['duration_ms']} ms"
+        rows = f"{row['result_size']} row{'' if row['result_size'] == 1 else 's'}"
+        what = f"refused: {refused}" if refused else f"{rows}, {row['duration_ms']} ms"
         arguments = {k: v for k, v in row["arguments"].items() if k != "_refused"}
         click.echo(f"  step {row['step']}: {row['tool']}({json.dumps(arguments, sort_keys=True)}) -> {what}")
