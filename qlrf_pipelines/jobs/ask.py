@@ -13,7 +13,7 @@ from dagster import Config, Failure, MetadataValue, OpExecutionContext, in_proce
 from pydantic import Field
 
 from qlrf_pipelines.assets.warehouse import WAREHOUSE_POOL
-from qlrf_pipelines.jobs.remediation import _tool_context, refuse_on_blocking_checks
+from qlrf_pipelines.jobs.remediation import refuse_on_blocking_checks, tool_context_for
 from qlrf_pipelines.resources.control import ControlStoreResource
 from qlrf_pipelines.resources.estate import EstateResource
 from qlrf_pipelines.resources.llm import LLMResource
@@ -38,7 +38,9 @@ def plan_request(
     except LLMNotConfigured as exc:
         raise Failure(description=str(exc)) from None
     refuse_on_blocking_checks(estate)
-    outcome = ask(config.request, requested_by=config.requested_by, settings=settings, tool_context=_tool_context(estate))
+    outcome = ask(
+        config.request, requested_by=config.requested_by, settings=settings, tool_context=tool_context_for(estate)
+    )
     calls = [ToolCall(i.tool, i.arguments, i.result_size, i.duration_ms, i.step, i.error) for i in outcome.invocations]
     with control.open() as store:
         created = store_plans(

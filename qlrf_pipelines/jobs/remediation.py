@@ -96,7 +96,7 @@ def _plan_drift(context: OpExecutionContext, config: PlanRemediationConfig, esta
 
             outcome = plan_drift(
                 config.snapshot_key or "latest", requested_by=config.requested_by, settings=llm.settings(),
-                tool_context=_tool_context(estate),
+                tool_context=tool_context_for(estate),
             )
             llm_calls = [
                 ToolCall(i.tool, i.arguments, i.result_size, i.duration_ms, i.step, i.error) for i in outcome.invocations
@@ -117,7 +117,8 @@ def _plan_drift(context: OpExecutionContext, config: PlanRemediationConfig, esta
     return plans, {row["asset_id"] for row in inputs.drift_items}, calls, "rule_based"
 
 
-def _tool_context(estate: EstateResource):
+def tool_context_for(estate: EstateResource):
+    """What the planner tools read inside a run: this estate's warehouse, lake, sites file, catalog."""
     from qlrf_pipelines.planning.tools.registry import ToolContext
 
     return ToolContext(
