@@ -29,7 +29,7 @@ def plan_request(
     context: OpExecutionContext, config: AskConfig, estate: EstateResource, control: ControlStoreResource,
     llm: LLMResource,
 ):
-    from qlrf_pipelines.jobs.plan_tasks import ToolCall, store_plans
+    from qlrf_pipelines.jobs.plan_tasks import ToolCall, calls_markdown, store_plans
     from qlrf_pipelines.planning.llm.orchestrator import ask
     from qlrf_pipelines.planning.llm.settings import LLMNotConfigured
 
@@ -57,13 +57,17 @@ def plan_request(
         context.log.info(f"{task.task_id} [{task.status}] {task.change}")
     summary = outcome.summary() | {"tasks": [{"task_id": t.task_id, "status": t.status, "change": t.change} for t in created]}
     if outcome.error:
-        raise Failure(description=f"request not served: {outcome.error}", metadata={"outcome": MetadataValue.json(summary)})
+        raise Failure(
+            description=f"request not served: {outcome.error}",
+            metadata={"outcome": MetadataValue.json(summary), "tool_call_log": MetadataValue.md(calls_markdown(calls))},
+        )
     context.add_output_metadata({
         "outcome": MetadataValue.json(summary),
         "answer": MetadataValue.md(outcome.answer or ""),
         "tasks": MetadataValue.int(len(created)),
         "pending_approval": MetadataValue.int(sum(1 for t in created if t.status == "pending_approval")),
         "tool_calls": MetadataValue.int(len(calls)),
+        "tool_call_log": MetadataValue.md(calls_markdown(calls)),
         "model_steps": MetadataValue.int(outcome.steps),
         "tokens": MetadataValue.int(outcome.tokens),
     })

@@ -7,6 +7,7 @@ it, policy_denied (with the reasons) otherwise, so a refused plan is still visib
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -65,6 +66,21 @@ def store_plans(
     if not plans:
         _record(store, None, calls, run_id)
     return stored
+
+
+def calls_markdown(calls: Iterable[ToolCall], limit: int = 50) -> str:
+    """The tool calls as a Markdown table for run metadata (the Dagster UI shows it with the run)."""
+    calls = list(calls)
+    if not calls:
+        return "no tool calls"
+    lines = ["| step | tool | arguments | rows | ms |", "|---|---|---|---|---|"]
+    for call in calls[:limit]:
+        arguments = json.dumps(call.arguments, sort_keys=True, default=str).replace("|", "\\|")
+        rows = f"refused: {call.error}".replace("|", "\\|") if call.error else str(call.result_size)
+        lines.append(f"| {call.step} | `{call.tool}` | `{arguments[:200]}` | {rows} | {call.duration_ms:.0f} |")
+    if len(calls) > limit:
+        lines.append(f"\n{len(calls) - limit} more calls in ai_tool_invocations")
+    return "\n".join(lines)
 
 
 def _record(store, task_id: str | None, calls: list[ToolCall], run_id: str) -> None:

@@ -52,7 +52,7 @@ def plan_remediation(
     control: ControlStoreResource,
     llm: LLMResource,
 ):
-    from qlrf_pipelines.jobs.plan_tasks import store_plans
+    from qlrf_pipelines.jobs.plan_tasks import calls_markdown, store_plans
 
     refuse_on_blocking_checks(estate)
     plans, known, calls, planner = _plan_drift(context, config, estate, llm)
@@ -71,6 +71,7 @@ def plan_remediation(
             "pending_approval": MetadataValue.int(pending),
             "policy_denied": MetadataValue.int(len(created) - pending),
             "tool_calls": MetadataValue.int(len(calls)),
+            "tool_call_log": MetadataValue.md(calls_markdown(calls)),
             "snapshot_key": config.snapshot_key,
             "summary": MetadataValue.md(
                 "\n".join(f"- `{t.task_id}` **{t.status}**: {t.change}" for t in created) or "no fixable drift"

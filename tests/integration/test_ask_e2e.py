@@ -173,6 +173,9 @@ def test_the_ask_job_takes_the_request_as_run_config(chat, home, eu_web, dagster
     assert outcome["agent"] == "patch" and outcome["tool_calls"] == 2 and len(outcome["tasks"]) == 1
     (task,) = outcome["tasks"]
     assert task["status"] == "pending_approval"
+    (metadata,) = [e.event_specific_data.metadata for e in result.all_events
+                   if e.event_type_value == "STEP_OUTPUT" and e.step_key == "plan_request"]
+    assert "| 2 | `get_golden_image` |" in metadata["tool_call_log"].value  # what the UI shows with the run
     with ControlStore.open(home=home) as store:
         assert len(store.tool_invocations(task_id=task["task_id"])) == 2
         request_events = [e for e in store.audit_events() if e["action"] == "llm_request"]
