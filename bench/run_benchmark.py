@@ -23,6 +23,9 @@ Estate stages, each in its own child process so wall time and peak memory (max R
   land-again   a second snapshot of every site (same payloads: every drift episode continues)
   refresh      dbt build of everything again: the incremental drift models judge only the new
                snapshots; drift_items spans both
+  tools        every planner tool once (call_tool, as an LLM agent or `qlrf tools call` runs it)
+               with arguments taken from the warehouse: time, rows, and the JSON size of the
+               bounded result (the slowest are reported)
 
 Registry stages (bench/synthetic_registry.py describes the registry's shape):
   registry-generate  land the registry in the lake through the platform's writers: four sites'
@@ -53,7 +56,7 @@ from pathlib import Path
 from typing import Iterator
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("generate", "land", "warehouse", "drift", "compliance", "land-again", "refresh")
+STAGES = ("generate", "land", "warehouse", "drift", "compliance", "land-again", "refresh", "tools")
 REGISTRY_STAGES = ("registry-generate", "registry-build", "lineage-view", "blast-radius")
 # dbt selection of registry-build: the two views and everything upstream, plus the models that
 # tests of those models refer to (relationships to sites / golden_image_families, the singular
@@ -130,6 +133,63 @@ def _drift_detail(workdir: Path) -> dict:
     return {"open_items": rows[0], "open_config_items": rows[1], "observation_rows": rows[2]}
 
 
+def _tool_arguments(ctx) -> dict[str, dict]:
+    """Representative arguments for every tool, read from the warehouse being measured."""
+    site = ctx.rows("SELECT site_id FROM sites ORDER BY asset_count DESC LIMIT 1")[0]["site_id"]
+    family = ctx.rows("SELECT family, current_image_id FROM golden_image_families ORDER BY assets_running DESC LIMIT 1")[0]
+    asset = ctx.rows("SELECT asset_id FROM assets WHERE site_id = ? AND image_family = ? LIMIT 1", [site, family["family"]])
+    versions = [r["version"] for r in ctx.rows(
+        "SELECT version FROM golden_images WHERE family = ? ORDER BY version_key", [family["family"]])]
+    control = ctx.rows("SELECT framework_id, control_id FROM compliance_controls ORDER BY 1, 2 LIMIT 1")[0]
+    pair = ctx.rows("SELECT pair_id FROM dr_pairs LIMIT 1")
+    cve = ctx.rows("SELECT vulnerability_id AS cve_id FROM image_vulnerabilities LIMIT 1")
+    asset_ids = [asset[0]["asset_id"]] if asset else []
+    return {
+        "get_golden_image": {"family": family["family"]},
+        "image_lineage": {"image_id": family["current_image_id"]},
+        "image_vulnerabilities": {"image_id": family["current_image_id"]},
+        "cve_blast_radius": {"cve_id": cve[0]["cve_id"] if cve else "CVE-2024-6387"},
+        "drift_items": {"site_id": site},
+        "compliance_status": {"framework": control["framework_id"]},
+        "control_evidence": {"framework": control["framework_id"], "control": control["control_id"]},
+        "asset_details": {"asset_id": asset_ids[0]} if asset_ids else {},
+        "image_deployments": {"family": family["family"]},
+        "image_components": {"image_id": family["current_image_id"]},
+        "find_package": {"name": "openssl"},
+        "image_builds": {"image_id": family["current_image_id"]},
+        "compare_image_versions": {"family": family["family"], "from_version": versions[0], "to_version": versions[-1]},
+        "compliance_failures": {"framework": control["framework_id"], "control_id": control["control_id"]},
+        "cost_estimate": {"site_id": site},
+        "dr_pair_status": {"pair_id": pair[0]["pair_id"] if pair else "none"},
+        "simulate_failover": {"pair_id": pair[0]["pair_id"] if pair else "none"},
+        "generate_patch_plan": {"site_id": site, "family": family["family"]},
+        "generate_rollback_plan": {"asset_ids": asset_ids},
+        "estimate_blast_radius": {"site_id": site},
+        "check_control": {"framework": control["framework_id"], "control": control["control_id"]},
+        "generate_sop": {"site_id": site, "family": family["family"]},
+    }
+
+
+def _tools_detail(paths) -> dict:
+    from qlrf_pipelines.planning.tools import REGISTRY, ToolContext, ToolError, call_tool
+
+    ctx = ToolContext(warehouse_path=paths.warehouse_path, lake_dir=paths.lake_dir)
+    arguments = _tool_arguments(ctx)
+    calls = []
+    for name in REGISTRY:
+        started = time.perf_counter()
+        try:
+            result = call_tool(ctx, name, arguments.get(name, {}))
+            size, chars, error = result.result_size, len(json.dumps(result.to_dict(), default=str)), None
+        except ToolError as exc:
+            size, chars, error = 0, 0, str(exc)[:120]
+        calls.append({"tool": name, "s": round(time.perf_counter() - started, 3), "rows": size, "json_chars": chars}
+                     | ({"error": error} if error else {}))
+    calls.sort(key=lambda c: -c["s"])
+    return {"tools": len(calls), "total_s": round(sum(c["s"] for c in calls), 2), "slowest": calls[:6],
+            "errors": [c for c in calls if "error" in c]}
+
+
 def stage_body(stage: str, workdir: Path, assets: int) -> None:
     os.environ["QLRF_HOME"] = str(workdir / "home")
     os.environ["QLRF_SITES"] = str(workdir / "estate" / "sites.yaml")
@@ -152,6 +212,8 @@ def stage_body(stage: str, workdir: Path, assets: int) -> None:
         land_configuration(paths.lake_dir, logging.getLogger("bench"))
     elif stage == "compliance":
         detail = _compliance_detail(paths)
+    elif stage == "tools":
+        detail = _tools_detail(paths)
     else:
         from dbt.cli.main import dbtRunner
 

@@ -131,3 +131,27 @@ def test_max_rows_bound_is_configurable(ctx, many_rows_tool):
     assert len(result.rows) == 4 and result.truncated and "6 rows left out" in result.note
     exact = call_tool(ctx, many_rows_tool.name, {"count": 4}, max_rows=4)
     assert not exact.truncated
+
+
+def test_a_listing_fetches_only_what_it_shows_and_counts_the_rest(tmp_path, monkeypatch):
+    import duckdb
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as connection:
+        connection.execute("CREATE TABLE things AS SELECT range AS n FROM range(500)")
+    fetched: list[int] = []
+
+    def listing(ctx, args):
+        page = ctx.page("SELECT n FROM things WHERE n >= ? ORDER BY n DESC", [args.count])
+        fetched.append(len(page))
+        return page
+
+    monkeypatch.setitem(REGISTRY, "test_listing", Tool(
+        name="test_listing", description="List things.", input_model=_ManyArgs, run=listing, agents=("drift",)))
+    context = ToolContext(warehouse_path=warehouse)
+    result = call_tool(context, "test_listing", {"count": 100}, max_rows=50)
+    assert fetched == [50] and result.result_size == 400 and result.truncated
+    assert [r["n"] for r in result.rows] == list(range(499, 449, -1))
+    assert "showing 50 of 400 rows; 350 rows left out" in result.note
+    small = call_tool(context, "test_listing", {"count": 480}, max_rows=50)
+    assert small.result_size == 20 and not small.truncated and small.note is None

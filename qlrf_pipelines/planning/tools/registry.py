@@ -7,7 +7,7 @@ none writes. The only way to change infrastructure stays an approved plan.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -45,6 +45,7 @@ class ToolContext:
     lake_dir: Path | None = None
     sites_file: Path | None = None
     compliance_catalog_paths: tuple[Path, ...] = ()
+    max_rows: int = DEFAULT_MAX_ROWS  # call_tool sets it: what a listing (`page`) fetches at most
 
     @classmethod
     def from_settings(cls) -> "ToolContext":
@@ -59,6 +60,24 @@ class ToolContext:
         """Run one read-only, parameterized query and return plain JSON-able dicts."""
         result = query(Path(self.warehouse_path), sql, parameters or [])
         return [{c: plain(v) for c, v in zip(result.columns, row)} for row in result.rows]
+
+    def page(self, sql: str, parameters: list[Any] | None = None) -> "Page":
+        """The first max_rows rows of an ordered listing (`sql` ends with its ORDER BY) and how many
+        it holds in all: the database stops early, so listing a million assets fetches 200."""
+        parameters = list(parameters or [])
+        rows = self.rows(f"{sql} LIMIT ?", parameters + [self.max_rows])
+        if len(rows) < self.max_rows:
+            return Page(rows, len(rows))
+        total = self.rows(f"SELECT count(*) AS n FROM ({sql}) AS listing", parameters)[0]["n"]
+        return Page(rows, int(total))
+
+
+class Page(list):
+    """Rows of a listing cut at ToolContext.max_rows, with the listing's full size in `total`."""
+
+    def __init__(self, rows: list[dict[str, Any]], total: int) -> None:
+        super().__init__(rows)
+        self.total = total
 
 
 def plain(value: Any) -> Any:
@@ -157,14 +176,14 @@ def call_tool(
         raise ToolError(_validation_message(name, exc)) from None
     started = time.perf_counter()
     try:
-        rows = tool.run(ctx, args)
+        rows = tool.run(replace(ctx, max_rows=max_rows), args)
     except WarehouseError as exc:
         raise ToolError(f"tool {name!r} failed: {exc}") from None
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
     clean_args = args.model_dump(exclude_none=True)
     if isinstance(rows, list):
-        size = len(rows)
-        if size > max_rows:
+        size = rows.total if isinstance(rows, Page) else len(rows)
+        if size > len(rows[:max_rows]):
             left_out = size - max_rows
             return ToolResult(
                 name, clean_args, rows[:max_rows], size, duration_ms, truncated=True,

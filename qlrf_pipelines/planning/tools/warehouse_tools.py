@@ -49,7 +49,7 @@ def _query_assets(ctx: ToolContext, args: QueryAssetsArgs) -> list[dict[str, Any
         "SELECT asset_id, site_id, name, kind, state, environment, image_id, image_family, image_version, "
         "instance_type, region FROM assets" + _where(clauses) + " ORDER BY site_id, name, asset_id"
     )
-    return ctx.rows(sql, params)
+    return ctx.page(sql, params)
 
 
 register(Tool(
@@ -217,7 +217,7 @@ def _drift_items(ctx: ToolContext, args: DriftItemsArgs) -> list[dict[str, Any]]
         clauses.append("starts_with(drift_type, 'image_')")
     elif args.drift_type == "config":
         clauses.append("drift_type = 'config'")
-    return ctx.rows(
+    return ctx.page(
         "SELECT drift_id, site_id, environment, asset_id, asset_name, kind, drift_type, severity, rule_id, "
         "image_id, family, asset_version, current_version, current_image_id, versions_behind, days_behind, "
         "expected, actual, first_seen_at, age_days FROM drift_items" + _where(clauses)
