@@ -124,8 +124,31 @@ def test_large_row_results_keep_whole_rows_and_say_what_was_cut():
     assert sent["rows"] == rows[:kept]
 
 
-def test_large_object_results_become_a_marked_preview():
-    text, sent, cut = bounded_json({"tool": "t", "rows": {"markdown": "y" * 5000}}, 1000)
+def test_large_object_results_leave_out_their_largest_values_and_keep_the_summaries():
+    drafted = {"plans": [{"plan_hash": f"h{i}", "change": f"move {i} assets", "plan": {"targets": ["t" * 50] * 60}}
+                         for i in range(3)], "unplanned": []}
+    text, sent, cut = bounded_json({"tool": "generate_patch_plan", "result_size": 1, "rows": drafted}, 3000)
+    data = json.loads(text)
+    assert cut and len(text) <= 3000 and data == sent
+    assert [p["change"] for p in data["rows"]["plans"]] == ["move 0 assets", "move 1 assets", "move 2 assets"]
+    targets = [p["plan"]["targets"] for p in data["rows"]["plans"]]
+    assert any(t[-1].endswith("more items left out>") for t in targets)
+    assert all(t[:-1] == ["t" * 50] * (len(t) - 1) for t in targets if t[-1].startswith("<"))
+    assert ".plan.targets" in data["note"] and "narrower arguments" in data["note"]
+
+
+def test_a_long_text_keeps_its_beginning():
+    runbook = "# Runbook\n" + "step\n" * 2000
+    text, sent, cut = bounded_json({"tool": "generate_sop", "result_size": 1, "rows": {"title": "T", "markdown": runbook}}, 1500)
+    data = json.loads(text)
+    assert cut and len(text) <= 1500 and data["rows"]["title"] == "T"
+    assert data["rows"]["markdown"].startswith("# Runbook\nstep\n") and "more characters cut]" in data["rows"]["markdown"]
+    assert "markdown" in data["note"]
+
+
+def test_what_cannot_be_cut_to_size_becomes_a_marked_preview():
+    many = {f"k{i}": i for i in range(400)}  # only small values: nothing to cut
+    text, sent, cut = bounded_json({"tool": "t", "rows": many}, 1000)
     data = json.loads(text)
     assert cut and data["truncated"] and "preview is incomplete" in data["note"] and len(text) <= 1100
     assert sent == {}

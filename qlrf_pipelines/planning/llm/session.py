@@ -107,6 +107,10 @@ def bounded_json(payload: dict[str, Any], max_chars: int) -> tuple[str, dict[str
                 high = middle - 1
         sent = _cut(payload, low, max_chars)
         return json.dumps(sent, default=str), sent, True
+    if isinstance(rows, dict):
+        shrunk = _omit_largest(payload, rows, max_chars)
+        if shrunk is not None:
+            return json.dumps(shrunk, default=str), shrunk, True
     preview = text[: max(0, max_chars - 400)]
     sent = {
         "tool": payload.get("tool"),
@@ -115,6 +119,79 @@ def bounded_json(payload: dict[str, Any], max_chars: int) -> tuple[str, dict[str
         "preview": preview,
     }
     return json.dumps(sent, default=str), {}, True
+
+
+def _omit_largest(payload: dict[str, Any], rows: dict[str, Any], max_chars: int) -> dict[str, Any] | None:
+    """An object result made to fit by cutting its largest parts first: a long text keeps its
+    beginning (a runbook's first sections), a large list or object whose parts are all small is
+    left out with a marker (a drafted plan's targets), so the model keeps the structure and the
+    summaries. None when even that does not fit."""
+    excess = len(json.dumps(payload, default=str)) - (max_chars - 600)  # room for the note
+    trimmed, saved, paths = _shrink(rows, excess, "")
+    if saved < excess or not paths:
+        return None
+    names = ", ".join(paths[:8]) + (", ..." if len(paths) > 8 else "")
+    sent = payload | {
+        "rows": trimmed,
+        "truncated": True,
+        "note": f"result over {max_chars} characters: cut {len(paths)} large value(s) ({names}); "
+                "call the tool with narrower arguments to see them whole",
+    }
+    return sent if len(json.dumps(sent, default=str)) <= max_chars else None
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, default=str))
+
+
+def _shrink(value: Any, excess: int, path: str, may_omit: bool = True) -> tuple[Any, int, list[str]]:
+    """(value with its largest parts cut, JSON characters saved, paths cut), saving about `excess`:
+    long texts keep their beginning, lists keep their first items, an object whose parts are all
+    small is left out whole (unless it is a list item: then the list is shortened instead)."""
+    size = _json_size(value)
+    if size < 200 or excess <= 0:
+        return value, 0, []
+    if isinstance(value, str):
+        target = size - excess - 60
+        low, high = 0, len(value)
+        while low < high:  # the longest beginning whose JSON fits
+            middle = (low + high + 1) // 2
+            if len(json.dumps(value[:middle])) <= target:
+                low = middle
+            else:
+                high = middle - 1
+        keep = max(100, low)
+        if keep >= len(value):
+            return value, 0, []
+        cut = value[:keep] + f" [... {len(value) - keep} more characters cut]"
+        return cut, size - _json_size(cut), [path]
+    if isinstance(value, dict):
+        shrunk, saved, paths = dict(value), 0, []
+        for key, child in sorted(value.items(), key=lambda item: -_json_size(item[1])):
+            if saved >= excess:
+                break
+            shrunk[key], child_saved, child_paths = _shrink(child, excess - saved, f"{path}.{key}" if path else str(key))
+            saved, paths = saved + child_saved, paths + child_paths
+        if saved == 0 and path and may_omit:
+            return f"<omitted: {size} characters>", size - 30, [path]
+        return shrunk, saved, paths
+    if isinstance(value, list):
+        # inside the items first (their long texts and lists), largest item first ...
+        shrunk, saved, paths = list(value), 0, []
+        for index in sorted(range(len(value)), key=lambda i: -_json_size(value[i])):
+            if saved >= excess:
+                return shrunk, saved, paths
+            shrunk[index], item_saved, item_paths = _shrink(value[index], excess - saved, f"{path}.{index}", False)
+            saved, paths = saved + item_saved, paths + item_paths
+        if saved >= excess:
+            return shrunk, saved, paths
+        # ... then keep only the first items
+        keep, dropped = len(shrunk), 0
+        while keep > 0 and saved + dropped - 40 < excess:
+            keep -= 1
+            dropped += _json_size(shrunk[keep]) + 2
+        return shrunk[:keep] + [f"<{len(shrunk) - keep} more items left out>"], saved + dropped - 40, paths + [path]
+    return value, 0, []
 
 
 def _cut(payload: dict[str, Any], keep: int, max_chars: int) -> dict[str, Any]:
