@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -99,13 +100,27 @@ class Plan(_Strict):
         return self
 
     def canonical_json(self) -> str:
-        return canonical_json(self.model_dump(mode="json"))
+        return self._canonical
 
     def plan_hash(self) -> str:
-        return plan_hash_of(self.canonical_json())
+        return self._hash
+
+    # A plan is frozen, so its bytes and hash are computed once: validation compares every plan of
+    # a planning run with every other one, which re-serialised large plans quadratically.
+    @cached_property
+    def _canonical(self) -> str:
+        return canonical_json(self.model_dump(mode="json"))
+
+    @cached_property
+    def _hash(self) -> str:
+        return plan_hash_of(self._canonical)
 
     def target(self, asset_id: str) -> TargetAsset:
-        return next(t for t in self.targets if t.asset_id == asset_id)
+        return self._targets_by_id[asset_id]
+
+    @cached_property
+    def _targets_by_id(self) -> dict[str, TargetAsset]:
+        return {t.asset_id: t for t in self.targets}
 
 
 def canonical_json(data: object) -> str:

@@ -18,6 +18,9 @@ TASK_ID = "<task-id>"
 APPROVER = "<approver>"
 APPROVE_PERMISSION = "APPROVE_AI_TASKS"
 APPROVAL_HOURS = 72
+# A runbook stays readable at any estate size: long tables and lists are cut (the plan has them all).
+MAX_TABLE_ROWS = 100
+MAX_LISTED = 30
 
 # What a person snapshots before the change, per provider (the rollback restores the image, not data).
 BACKUPS: dict[str, str] = {
@@ -38,6 +41,13 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return lines
+
+
+def _more(total: int, what: str) -> list[str]:
+    if total <= MAX_TABLE_ROWS:
+        return []
+    return ["", f"_{total - MAX_TABLE_ROWS} more {what} not listed here: the whole list is in the plan "
+                f"(`qlrf tasks show {TASK_ID} --json` once stored)._"]
 
 
 def _tolerance(share: float, size: int) -> str:
@@ -139,7 +149,7 @@ def render_sop(
                 rows.append(([str(index)] if several else []) + row)
     headers = (["plan"] if several else []) + ["phase", "asset_id", "name", "site", "environment", "provider",
                                                "from image (ref)", "to image (ref)"]
-    md += _table(headers, rows) + [""]
+    md += _table(headers, rows[:MAX_TABLE_ROWS]) + _more(len(rows), "targets") + [""]
 
     # -- prerequisites --------------------------------------------------------------------------
     md += ["## 3. Prerequisites", ""]
@@ -198,9 +208,13 @@ def render_sop(
             f"   - `qlrf tools call query_assets "
             f"--args '{{\"site_id\": \"{plan[0]}\", \"image_family\": \"{plan[1]}\"}}'`"
         )
-    ids = ", ".join(f'"{t.asset_id}"' for t in targets)
-    md.append("4. Blast radius within the policy caps: "
-              f"`qlrf tools call estimate_blast_radius --args '{{\"asset_ids\": [{ids}]}}'`.")
+    if len(targets) <= MAX_LISTED:
+        ids = ", ".join(f'"{t.asset_id}"' for t in targets)
+        radius = f"{{\"asset_ids\": [{ids}]}}"
+    else:  # too many ids for a command line: the same selection by its filters
+        site, family = plans[0].site_id, plans[0].family
+        radius = f"{{\"site_id\": \"{site}\", \"family\": \"{family}\"}}"
+    md.append(f"4. Blast radius within the policy caps: `qlrf tools call estimate_blast_radius --args '{radius}'`.")
     md.append("5. The backups of section 3 exist and the on-call engineer and the site owners are reachable.")
     md.append("")
 
@@ -226,7 +240,8 @@ def render_sop(
         md.append("")
         for phase in phase_order(plan):
             step += 1
-            names = ", ".join(plan.target(a).name for a in phase.asset_ids)
+            names = ", ".join(plan.target(a).name for a in phase.asset_ids[:MAX_LISTED]) + (
+                f" and {len(phase.asset_ids) - MAX_LISTED} more" if len(phase.asset_ids) > MAX_LISTED else "")
             md += [f"### Step {step}: {prefix}phase `{phase.name}` ({phase.kind}, {len(phase.asset_ids)} asset(s))", ""]
             if phase.kind == "canary":
                 md.append("The canary goes first: a few assets show whether the new image works before the rest move.")
@@ -260,7 +275,8 @@ def render_sop(
                 t = plan.target(asset_id)
                 restore.append([phase.name, t.asset_id, t.name, f"{t.from_image_id or 'unknown'} ({t.from_image_ref or '-'})"])
         md += ["- Restore table (newest phase first):", ""]
-        md += _table(["phase", "asset_id", "name", "restore image (ref)"], restore) + [""]
+        md += _table(["phase", "asset_id", "name", "restore image (ref)"], restore[:MAX_TABLE_ROWS])
+        md += _more(len(restore), "assets") + [""]
     md.append(
         "- By hand (the job could not roll back): restore each asset of the started phases to its image "
         "above, newest phase first, and check the assets run again; "

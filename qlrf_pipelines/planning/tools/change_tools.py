@@ -39,6 +39,7 @@ from qlrf_pipelines.planning.tools.warehouse_tools import _Args, _equal_filters,
 IN_SCOPE_KINDS = ("vm", "node", "workload")  # the fleet a share limit is measured against (SITE_FLEET_SQL)
 SHOWN_FAILING = 20  # failing ids quoted per check by check_control
 MAX_ASSET_IDS = 1000
+MAX_UNPLANNED = 200  # unplanned drift rows listed by generate_patch_plan (the count says how many)
 
 _ASSET_IDS_DESCRIPTION = "Asset ids (as query_assets returns them, e.g. aws:aws-prod-use1:i-0abc...)."
 
@@ -408,18 +409,26 @@ class PatchFilterArgs(_Args):
         None, min_length=1, max_length=MAX_ASSET_IDS,
         description="Only these assets. " + _ASSET_IDS_DESCRIPTION,
     )
+    max_plans: int = Field(
+        5, ge=1, le=50, description="Return the whole plan JSON (or write the runbook) for at most this many "
+                                    "plans; the others are summarised. Narrow the filters to see them.",
+    )
 
 
 def _generate_patch_plan(ctx: ToolContext, args: PatchFilterArgs) -> dict[str, Any]:
     draft = draft_plans(ctx, args.site_id, args.environment, args.family, args.asset_ids)
     plans = [plan_summary(p, v) for p, v in zip(draft.plans, draft.verdicts)]
+    for summary in plans[args.max_plans:]:  # a large estate drafts many plans: keep the answer readable
+        summary["plan"] = f"not included: only the first {args.max_plans} plans carry their JSON (max_plans)"
+    unplanned = draft.unplanned[:MAX_UNPLANNED]
     return {
         "stored": False,
         "plan_count": len(plans),
         "target_count": sum(p["targets"] for p in plans),
         "all_allowed": all(p["allowed"] for p in plans),
         "drift_rows_selected": len(draft.drift_rows),
-        "unplanned": draft.unplanned,
+        "unplanned": unplanned,
+        "unplanned_count": len(draft.unplanned),
         "unknown_asset_ids": draft.unknown_asset_ids,
         "planning_blocked_by": _planning_gate(ctx),
         "plans": plans,
@@ -632,9 +641,13 @@ def _generate_sop(ctx: ToolContext, args: SopArgs) -> dict[str, Any]:
         draft = draft_plans(ctx, args.site_id, args.environment, args.family, args.asset_ids)
         if not draft.plans:
             raise ToolError("no fixable image drift matches these filters, so there is no plan to write a runbook for")
-        plans, checked = draft.plans, draft.verdicts
+        plans, checked = draft.plans[:args.max_plans], draft.verdicts[:args.max_plans]
+        left_out = len(draft.plans) - len(plans)
     title, markdown = render_sop(plans, checked, limits=_limits())
     out: dict[str, Any] = {"title": title, "markdown": markdown}
+    if args.plan is None and left_out:
+        out["note"] = (f"the filters draft {len(draft.plans)} plans; this runbook covers the first {len(plans)} "
+                       "(max_plans): narrow the filters or raise max_plans for the others")
     if len(plans) == 1:
         out["plan_hash"] = plans[0].plan_hash()
     out["plan_hashes"] = [p.plan_hash() for p in plans]
