@@ -39,6 +39,7 @@ from qlrf_pipelines.planning.tools.warehouse_tools import _Args, _equal_filters,
 IN_SCOPE_KINDS = ("vm", "node", "workload")  # the fleet a share limit is measured against (SITE_FLEET_SQL)
 SHOWN_FAILING = 20  # failing ids quoted per check by check_control
 MAX_ASSET_IDS = 1000
+SHOWN_PHASES = 20  # phases listed in a plan summary (a plan of 10,000 assets has 1,000 waves)
 MAX_UNPLANNED = 200  # unplanned drift rows listed by generate_patch_plan (the count says how many)
 
 _ASSET_IDS_DESCRIPTION = "Asset ids (as query_assets returns them, e.g. aws:aws-prod-use1:i-0abc...)."
@@ -248,7 +249,9 @@ def plan_summary(plan: Plan, verdicts: Sequence[Any]) -> dict[str, Any]:
         "risk": plan.task.risk,
         "targets": len(plan.targets),
         "fleet_size": plan.fleet_size,
-        "phases": [{"name": p.name, "kind": p.kind, "size": len(p.asset_ids)} for p in plan.phases],
+        "phase_count": len(plan.phases),
+        "phases": [{"name": p.name, "kind": p.kind, "size": len(p.asset_ids)} for p in plan.phases[:SHOWN_PHASES]]
+        + ([f"{len(plan.phases) - SHOWN_PHASES} more phases"] if len(plan.phases) > SHOWN_PHASES else []),
         "allowed": all(v["allowed"] for v in checked),
         "verdicts": [{"rule": v["rule"], "allowed": v["allowed"], "message": v["message"]} for v in checked],
         "plan": plan.model_dump(mode="json"),
