@@ -9,6 +9,8 @@ is not known while the plan is only drafted (the plan job stores it as a task), 
 
 from __future__ import annotations
 
+import json
+
 from typing import Any, Mapping, Sequence
 
 from qlrf_pipelines.planning.limits import PlanningLimits
@@ -21,6 +23,7 @@ APPROVAL_HOURS = 72
 # A runbook stays readable at any estate size: long tables and lists are cut (the plan has them all).
 MAX_TABLE_ROWS = 100
 MAX_LISTED = 30
+MAX_IDS_IN_COMMAND = 200
 
 # What a person snapshots before the change, per provider (the rollback restores the image, not data).
 BACKUPS: dict[str, str] = {
@@ -208,13 +211,15 @@ def render_sop(
             f"   - `qlrf tools call query_assets "
             f"--args '{{\"site_id\": \"{plan[0]}\", \"image_family\": \"{plan[1]}\"}}'`"
         )
-    if len(targets) <= MAX_LISTED:
+    if len(targets) <= MAX_IDS_IN_COMMAND:
         ids = ", ".join(f'"{t.asset_id}"' for t in targets)
-        radius = f"{{\"asset_ids\": [{ids}]}}"
-    else:  # too many ids for a command line: the same selection by its filters
-        site, family = plans[0].site_id, plans[0].family
-        radius = f"{{\"site_id\": \"{site}\", \"family\": \"{family}\"}}"
-    md.append(f"4. Blast radius within the policy caps: `qlrf tools call estimate_blast_radius --args '{radius}'`.")
+        md.append("4. Blast radius within the policy caps: "
+                  f"`qlrf tools call estimate_blast_radius --args '{{\"asset_ids\": [{ids}]}}'`.")
+    else:  # too many ids for a command line: the same selection by site and family
+        md.append("4. Blast radius within the policy caps, per site and family:")
+        for site_id, family in dict.fromkeys((p.site_id, p.family) for p in plans):
+            radius = json.dumps({"site_id": site_id, "family": family})
+            md.append(f"   - `qlrf tools call estimate_blast_radius --args '{radius}'`")
     md.append("5. The backups of section 3 exist and the on-call engineer and the site owners are reachable.")
     md.append("")
 

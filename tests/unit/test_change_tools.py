@@ -301,3 +301,16 @@ def test_unknown_control_lists_the_frameworks_controls(ctx):
         call_tool(ctx, "check_control", {"framework": "nist-800-53", "control": "XX-1"})
     with pytest.raises(ToolError, match=r"unknown framework 'nope'; known frameworks: cis-qlrf, nist-800-53, soc2"):
         call_tool(ctx, "check_control", {"framework": "nope", "control": "CM-8"})
+
+
+def test_a_large_plan_gives_a_readable_runbook_and_summary():
+    # 400 of a fleet of 1,000: drift_row numbers assets with three digits, so 400 distinct ones
+    (plan,) = make_plans([drift_row("aws-prod", n) for n in range(400)], fleet=1000)
+    assert len(plan.targets) == 400 and len(plan.phases) > 20
+    _, markdown = render_sop([plan])
+    assert "300 more targets not listed here" in markdown and "300 more assets not listed here" in markdown
+    assert "aws:aws-prod:vm-399" not in markdown.split("## 3.")[0]  # the scope table stops at 100 rows
+    assert '{"site_id": "aws-prod", "family": "ubuntu-22.04-base"}' in markdown  # not 400 ids on a command line
+    summary = plan_summary(plan, [])
+    assert summary["phase_count"] == len(plan.phases) and len(summary["phases"]) == 21
+    assert summary["phases"][-1] == f"{len(plan.phases) - 20} more phases"
