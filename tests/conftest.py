@@ -70,3 +70,21 @@ def sample_runs(tmp_path_factory, dagster_instance, prepared_manifest) -> Sample
     second = run_refresh_job(dagster_instance, home, BUNDLED_SITES_FILE)
     assert second.success, "second refresh of the sample estate failed"
     return SampleRuns(home, first, second, reports, files)
+
+
+@pytest.fixture(scope="session")
+def chat_server():
+    """One local OpenAI-compatible server for the session (tests/emulators/openai_chat.py)."""
+    from tests.emulators.openai_chat import ChatServer
+
+    server = ChatServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def chat(chat_server):
+    """The chat server with an empty script; a test must use every reply it queued."""
+    chat_server.reset()
+    yield chat_server
+    assert chat_server.remaining == 0, "the test left scripted replies unused"

@@ -27,20 +27,6 @@ FAMILY, CURRENT = "ubuntu-22.04-base", "ubuntu-22.04-base@1.3.0"
 REQUEST = "patch all production web servers in eu-west to the latest ubuntu-22 golden image, canary first"
 
 
-@pytest.fixture(scope="module")
-def server():
-    chat = ChatServer().start()
-    yield chat
-    chat.stop()
-
-
-@pytest.fixture
-def chat(server):
-    server.reset()
-    yield server
-    assert server.remaining == 0, "the test left scripted replies unused"
-
-
 @pytest.fixture
 def home(sample_runs, tmp_path, monkeypatch):
     """A private copy of the sample estate's lake and warehouse; the control store starts empty."""

@@ -28,20 +28,6 @@ FAMILY, CURRENT = "ubuntu-22.04-base", "ubuntu-22.04-base@1.3.0"
 
 
 @pytest.fixture(scope="module")
-def server():
-    chat = ChatServer().start()
-    yield chat
-    chat.stop()
-
-
-@pytest.fixture
-def chat(server):
-    server.reset()
-    yield server
-    assert server.remaining == 0, "the test left scripted replies unused"
-
-
-@pytest.fixture(scope="module")
 def ctx(sample_runs) -> ToolContext:
     paths = Paths(sample_runs.home)
     return ToolContext(warehouse_path=paths.warehouse_path, lake_dir=paths.lake_dir)
